@@ -1,0 +1,152 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+/** A setting that cannot be used; the message names the variable. */
+export class ConfigError extends Error {}
+
+// Each variable is a string in the environment; `description` is what the one
+// start-up error line says when the value does not fit.
+const integer = (description: string, minimum = 1, maximum = 2 ** 31 - 1) =>
+  Type.Optional(Type.String({ pattern: '^\\d+$', description, minimum, maximum }))
+const duration = Type.Optional(
+  Type.String({ pattern: '^[1-9]\\d*[smhd]?$', description: 'a duration such as 900, 15m, 12h or 14d' }),
+)
+const url = (schemes: string) =>
+  Type.Optional(Type.String({ pattern: `^(${schemes})://`, description: `a URL starting with ${schemes.replaceAll('|', ' or ')}://` }))
+const boolean = Type.Optional(Type.String({ pattern: '^(true|false|1|0|yes|no)$', description: 'true or false' }))
+const text = (description = 'a non-empty value') => Type.Optional(Type.String({ minLength: 1, description }))
+
+const Env = Type.Object({
+  SECRET_KEY: text(),
+  DATABASE_URL: url('postgres|postgresql'),
+  POSTGRES_HOST: text(),
+  POSTGRES_PORT: integer('a port number', 1, 65535),
+  POSTGRES_DB: text(),
+  POSTGRES_USER: text(),
+  POSTGRES_PASSWORD: Type.Optional(Type.String()),
+  REDIS_URL: url('redis|rediss'),
+  AMQP_URL: url('amqp|amqps'),
+  RABBITMQ_HOST: text(),
+  RABBITMQ_PORT: integer('a port number', 1, 65535),
+  RABBITMQ_DEFAULT_USER: text(),
+  RABBITMQ_DEFAULT_PASS: Type.Optional(Type.String()),
+  CURRENT_QUEUE: text(),
+  QUEUE_LIST: Type.Optional(Type.String()),
+  HOST: text(),
+  PORT: integer('a port number', 1, 65535),
+  DATA_DIR: text(),
+  ACCESS_TOKEN_LIFETIME: duration,
+  REFRESH_TOKEN_LIFETIME: duration,
+  JWT_AUDIENCE: text(),
+  JWT_ISSUER: text(),
+  CORS_ALLOWED_ORIGINS: Type.Optional(Type.String()),
+  MAX_BODY_BYTES: integer('a size in bytes', 1024),
+  ARGON2_MEMORY_KIB: integer('a memory cost in KiB, at least 19456 (OWASP minimum)', 19456),
+  ARGON2_TIME_COST: integer('an iteration count, at least 2 (OWASP minimum)', 2, 100),
+  LOG_LEVEL: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('silent')], { description: 'one of debug, info, warn, error, silent' })),
+})
+type Env = Static<typeof Env>
+
+export const Config = Type.Object({
+  /** Absent only on the embedded default, where main.ts generates and keeps one. */
+  secretKey: Type.Optional(Type.String()),
+  databaseUrl: Type.Optional(Type.String()),
+  redisUrl: Type.Optional(Type.String()),
+  amqpUrl: Type.Optional(Type.String()),
+  currentQueue: Type.Optional(Type.String()),
+  queueList: Type.Array(Type.String()),
+  host: Type.String(),
+  port: Type.Integer(),
+  dataDir: Type.String(),
+  accessTokenSeconds: Type.Integer({ minimum: 1 }),
+  refreshTokenSeconds: Type.Integer({ minimum: 1 }),
+  jwtAudience: Type.Optional(Type.String()),
+  jwtIssuer: Type.Optional(Type.String()),
+  corsOrigins: Type.Array(Type.String()),
+  maxBodyBytes: Type.Integer(),
+  argon2: Type.Object({ memoryCost: Type.Integer({ minimum: 8 }), timeCost: Type.Integer({ minimum: 1 }) }),
+  logLevel: Type.String(),
+})
+export type Config = Static<typeof Config>
+
+/** The one reader of the environment: parses and checks every setting, or throws a ConfigError naming the variable. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const raw = pickDefined(env, Object.keys(Env.properties))
+  const error = Value.Errors(Env, raw).First()
+  if (error) {
+    const name = error.path.slice(1)
+    const schema = (Env.properties as Record<string, TSchema>)[name]
+    throw new ConfigError(`${name}: expected ${schema?.description ?? 'a valid value'}`)
+  }
+  checkIntegerRanges(raw)
+  return {
+    secretKey: raw.SECRET_KEY,
+    databaseUrl: raw.DATABASE_URL ?? postgresUrlFromParts(raw),
+    redisUrl: raw.REDIS_URL,
+    amqpUrl: raw.AMQP_URL ?? amqpUrlFromParts(raw),
+    currentQueue: raw.CURRENT_QUEUE,
+    queueList: splitList(raw.QUEUE_LIST),
+    host: raw.HOST ?? '0.0.0.0',
+    port: Number(raw.PORT ?? 8000),
+    dataDir: raw.DATA_DIR ?? './data',
+    accessTokenSeconds: parseDuration(raw.ACCESS_TOKEN_LIFETIME ?? '15m'),
+    refreshTokenSeconds: parseDuration(raw.REFRESH_TOKEN_LIFETIME ?? '14d'),
+    jwtAudience: raw.JWT_AUDIENCE,
+    jwtIssuer: raw.JWT_ISSUER,
+    corsOrigins: splitList(raw.CORS_ALLOWED_ORIGINS),
+    maxBodyBytes: Number(raw.MAX_BODY_BYTES ?? 1024 * 1024),
+    argon2: {
+      memoryCost: Number(raw.ARGON2_MEMORY_KIB ?? 19456),
+      timeCost: Number(raw.ARGON2_TIME_COST ?? 2),
+    },
+    logLevel: raw.LOG_LEVEL ?? 'info',
+  }
+}
+
+/** True when no external service is configured: PGlite, in-process stores, events kept in the outbox. */
+export const isEmbedded = (config: Config) => config.databaseUrl === undefined
+
+function pickDefined(env: Record<string, string | undefined>, names: string[]): Env {
+  const picked: Record<string, string> = {}
+  for (const name of names) {
+    const value = env[name]
+    if (value !== undefined && value !== '') picked[name] = value
+  }
+  return picked as Env
+}
+
+// TypeBox patterns cannot bound a number written as a string, so ranges are checked here.
+function checkIntegerRanges(raw: Env) {
+  for (const [name, schema] of Object.entries(Env.properties) as [keyof Env, TSchema][]) {
+    const value = raw[name]
+    if (value === undefined || schema.minimum === undefined) continue
+    const n = Number(value)
+    if (n < schema.minimum || n > schema.maximum) throw new ConfigError(`${name}: expected ${schema.description}`)
+  }
+}
+
+function postgresUrlFromParts(raw: Env) {
+  if (!raw.POSTGRES_HOST) return undefined
+  const user = encodeURIComponent(raw.POSTGRES_USER ?? 'postgres')
+  const password = raw.POSTGRES_PASSWORD ? `:${encodeURIComponent(raw.POSTGRES_PASSWORD)}` : ''
+  return `postgres://${user}${password}@${raw.POSTGRES_HOST}:${raw.POSTGRES_PORT ?? 5432}/${encodeURIComponent(raw.POSTGRES_DB ?? 'postgres')}`
+}
+
+function amqpUrlFromParts(raw: Env) {
+  if (!raw.RABBITMQ_HOST) return undefined
+  const user = encodeURIComponent(raw.RABBITMQ_DEFAULT_USER ?? 'guest')
+  const password = encodeURIComponent(raw.RABBITMQ_DEFAULT_PASS ?? 'guest')
+  return `amqp://${user}:${password}@${raw.RABBITMQ_HOST}:${raw.RABBITMQ_PORT ?? 5672}`
+}
+
+// The old service read QUEUE_LIST as a comma-separated string; spaces are tolerated too.
+function splitList(value: string | undefined) {
+  return (value ?? '').split(/[\s,]+/).filter(Boolean)
+}
+
+const unitSeconds = { s: 1, m: 60, h: 3600, d: 86400 } as const
+
+function parseDuration(value: string) {
+  const unit = value.at(-1) as keyof typeof unitSeconds
+  return unit in unitSeconds ? Number(value.slice(0, -1)) * unitSeconds[unit] : Number(value)
+}

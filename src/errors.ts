@@ -1,0 +1,95 @@
+import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
+import { Elysia, t, ValidationError } from 'elysia'
+import type { Logger } from './logger'
+
+/** An error the client caused or must hear about, rendered as `{detail, code}` with its status. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly detail: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail)
+  }
+}
+
+/** A 400 keyed by field name, each with a list of messages (DRF's shape, which the frontend maps onto its form). */
+export class FieldErrors extends Error {
+  constructor(readonly fields: Record<string, string[]>) {
+    super('invalid input')
+  }
+}
+
+export const fieldError = (field: string, message: string) => new FieldErrors({ [field]: [message] })
+
+export const unauthorized = (detail: string, code: string) =>
+  new ApiError(401, code, detail, { 'www-authenticate': 'JWT realm="api"' })
+
+export const ErrorBody = t.Object({ detail: t.String(), code: t.String() }, { description: 'An error with a stable snake_case code' })
+export const FieldErrorsBody = t.Record(t.String(), t.Array(t.String()), {
+  description: 'Messages keyed by field name (DRF style)',
+})
+
+const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+  Response.json(body, { status, headers })
+
+const errorResponse = (error: ApiError) =>
+  json(error.status, { detail: error.detail, code: error.code }, error.headers)
+
+/** Renders every error in the contract's shapes; nothing else ever reaches a client. */
+export const errorsPlugin = (logger: Logger) =>
+  new Elysia({ name: 'errors' })
+    .onError({ as: 'global' }, ({ code, error, request }) => {
+      // Matched by class, not by `code`: a plugin's registered error codes do not reach every scope.
+      const cause = code === 'PARSE' ? error.cause : error
+      if (cause instanceof ApiError) return errorResponse(cause)
+      if (cause instanceof FieldErrors) return json(400, cause.fields)
+      switch (code) {
+        case 'VALIDATION':
+          // A malformed path parameter names no resource: DRF's uuid converter answers 404 too.
+          if (error.type === 'params') return errorResponse(notFound)
+          if (error.type === 'response') break
+          return json(400, fieldMessages(error))
+        case 'PARSE':
+          return errorResponse(new ApiError(400, 'parse_error', 'JSON parse error: the request body is not valid JSON.'))
+        case 'NOT_FOUND':
+          return errorResponse(notFound)
+      }
+      logger.error({ err: error, method: request.method, url: request.url }, 'unhandled error')
+      return errorResponse(new ApiError(500, 'server_error', 'Internal server error.'))
+    })
+
+const notFound = new ApiError(404, 'not_found', 'Not found.')
+
+function fieldMessages(error: Pick<ValidationError, 'all'>): Record<string, string[]> {
+  const fields: Record<string, string[]> = {}
+  for (const issue of error.all as ValueError[]) {
+    const field = issue.path.split('/')[1] || 'non_field_errors'
+    fields[field] ??= [drfMessage(issue)]
+  }
+  return Object.keys(fields).length ? fields : { non_field_errors: ['Invalid data.'] }
+}
+
+// DRF's wording, which the old frontend shows as is.
+function drfMessage(issue: ValueError): string {
+  const { schema } = issue
+  // A missing field fails as a type error on `undefined`; "required" is the message that helps.
+  if (issue.value === undefined) return 'This field is required.'
+  switch (issue.type) {
+    case ValueErrorType.ObjectRequiredProperty:
+      return 'This field is required.'
+    case ValueErrorType.StringMinLength:
+      return schema.minLength === 1
+        ? 'This field may not be blank.'
+        : `Ensure this field has at least ${schema.minLength} characters.`
+    case ValueErrorType.StringMaxLength:
+      return `Ensure this field has no more than ${schema.maxLength} characters.`
+    case ValueErrorType.StringFormat:
+      return schema.format === 'email' ? 'Enter a valid email address.' : `Enter a valid ${schema.format}.`
+    case ValueErrorType.String:
+      return 'Not a valid string.'
+    default:
+      return issue.message
+  }
+}

@@ -1,0 +1,17 @@
+import pino from 'pino'
+
+export type Logger = pino.Logger
+
+/** JSON lines in production; readable lines when a person watches a terminal. */
+export function createLogger(level: string, pretty = process.stdout.isTTY === true): Logger {
+  return pino({
+    level,
+    base: { service: 'users' },
+    // Defence in depth: whatever a call site logs by mistake, these never reach a log line.
+    redact: {
+      paths: ['password', 'current_password', 'refresh', 'access', 'token', 'secretKey', '*.password', '*.authorization', 'headers.authorization'],
+      censor: '[redacted]',
+    },
+    transport: pretty ? { target: 'pino-pretty', options: { colorize: true } } : undefined,
+  })
+}

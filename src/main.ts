@@ -1,0 +1,90 @@
+import { eq } from 'drizzle-orm'
+import { createApp } from './app'
+import { ConfigError, isEmbedded, loadConfig, type Config } from './config'
+import { createDeps } from './deps'
+import { createLogger, type Logger } from './logger'
+import { loadOrCreateSecretKey } from './secret-key'
+import { users } from './users/table'
+
+const usage = `usage: users [serve]            start the service (default)
+       users migrate            apply database migrations and exit
+       users admin grant <email>   make a user an admin
+       users admin revoke <email>  take admin rights away`
+
+async function main(args: string[]) {
+  const config = readConfig()
+  const logger = createLogger(config.logLevel)
+  const [command = 'serve', ...rest] = args
+  switch (command) {
+    case 'serve':
+      return serve(withSecretKey(config, logger), logger)
+    case 'migrate':
+      return migrate(withSecretKey(config, logger), logger)
+    case 'admin':
+      return setAdmin(withSecretKey(config, logger), logger, rest)
+    default:
+      exit(usage)
+  }
+}
+
+function readConfig(): Config {
+  try {
+    return loadConfig(process.env)
+  } catch (error) {
+    if (error instanceof ConfigError) exit(`configuration error: ${error.message}`)
+    throw error
+  }
+}
+
+function withSecretKey(config: Config, logger: Logger): Config & { secretKey: string } {
+  if (config.secretKey) return { ...config, secretKey: config.secretKey }
+  if (!isEmbedded(config)) exit('configuration error: SECRET_KEY: required when a database is configured')
+  const { secretKey, created } = loadOrCreateSecretKey(config.dataDir)
+  logger.warn(
+    { dataDir: config.dataDir },
+    created ? 'SECRET_KEY is not set: generated one and kept it in the data folder' : 'SECRET_KEY is not set: using the one kept in the data folder',
+  )
+  return { ...config, secretKey }
+}
+
+async function serve(config: Config & { secretKey: string }, logger: Logger) {
+  const { deps, database } = await createDeps(config, logger)
+  const app = createApp(deps).listen({ hostname: config.host, port: config.port, maxRequestBodySize: config.maxBodyBytes })
+  logger.info({ port: config.port, database: database.driver }, 'users service listening')
+  const shutdown = async () => {
+    await app.stop()
+    await database.close()
+    process.exit(0)
+  }
+  process.once('SIGTERM', shutdown)
+  process.once('SIGINT', shutdown)
+}
+
+async function migrate(config: Config & { secretKey: string }, logger: Logger) {
+  const { database } = await createDeps(config, logger)
+  await database.close()
+  logger.info({ database: database.driver }, 'migrations applied')
+}
+
+async function setAdmin(config: Config & { secretKey: string }, logger: Logger, [action, email]: string[]) {
+  if ((action !== 'grant' && action !== 'revoke') || !email) exit(usage)
+  const { deps, database } = await createDeps(config, logger)
+  try {
+    const updated = await deps.db
+      .update(users)
+      .set({ isAdmin: action === 'grant', updatedAt: new Date() })
+      .where(eq(users.email, email.trim().toLowerCase()))
+      .returning({ id: users.id })
+    if (updated.length === 0) exit(`no user with the email ${email}`)
+    logger.info({ userId: updated[0]!.id }, action === 'grant' ? 'admin rights granted' : 'admin rights revoked')
+  } finally {
+    await database.close()
+  }
+}
+
+function exit(message: string): never {
+  console.error(message)
+  process.exit(1)
+}
+
+await main(process.argv.slice(2))

@@ -1,0 +1,44 @@
+import { t } from 'elysia'
+import type { UserRow } from './table'
+
+const email = t.String({ format: 'email', maxLength: 254, examples: ['ann@example.com'] })
+const fullName = t.String({ minLength: 1, maxLength: 250, examples: ['Ann Smith'] })
+export const password = t.String({ minLength: 8, maxLength: 128 })
+
+export const User = t.Object(
+  {
+    id: t.String({ format: 'uuid' }),
+    email: t.Optional(email),
+    full_name: t.String(),
+    profile_pic: t.Union([t.String(), t.Null()]),
+  },
+  { description: "A user; `email` is present only on the caller's own record" },
+)
+export type UserBody = typeof User.static
+
+export const UserIdParams = t.Object({ id: t.String({ format: 'uuid' }) })
+
+export const RegisterBody = t.Object({ email, full_name: fullName, password })
+
+export const UpdateBody = t.Object({
+  email: t.Optional(email),
+  full_name: t.Optional(fullName),
+  password: t.Optional(password),
+  current_password: t.Optional(t.String({ maxLength: 128 })),
+})
+export type UpdateBody = typeof UpdateBody.static
+
+/** The public shape of a user row; the email only when the reader may see it. */
+export const toUserBody = (user: UserRow, withEmail: boolean): UserBody => ({
+  id: user.id,
+  ...(withEmail && { email: user.email }),
+  full_name: user.fullName,
+  profile_pic: user.profilePic,
+})
+
+/** The old service trimmed these two fields (not passwords); an Elysia transform runs this before validation. */
+export function trimNameAndEmail(body: unknown) {
+  if (typeof body !== 'object' || body === null) return
+  const fields = body as Record<string, unknown>
+  for (const key of ['email', 'full_name']) if (typeof fields[key] === 'string') fields[key] = fields[key].trim()
+}

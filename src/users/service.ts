@@ -1,0 +1,87 @@
+import { eq } from 'drizzle-orm'
+import { isCommonPassword, type Passwords } from '../auth/passwords'
+import type { Clock } from '../clock'
+import type { Database } from '../db'
+import { fieldError, FieldErrors } from '../errors'
+import type { UpdateBody } from './model'
+import { users, type UserRow } from './table'
+
+export type UsersDeps = { db: Database; passwords: Passwords; clock: Clock }
+
+const EMAIL_TAKEN = 'Email address already exists.'
+
+/** Creates a user from already validated input; a taken email is a field error. */
+export async function createUser(
+  { db, passwords, clock }: UsersDeps,
+  input: { email: string; fullName: string; password: string },
+): Promise<UserRow> {
+  checkPasswordStrength(input.password)
+  const now = new Date(clock.now())
+  const row = {
+    id: Bun.randomUUIDv7(),
+    email: input.email.toLowerCase(),
+    fullName: input.fullName,
+    passwordHash: await passwords.hash(input.password),
+    createdAt: now,
+    updatedAt: now,
+  }
+  const [user] = await db.insert(users).values(row).returning().catch(rethrowEmailTaken)
+  return user!
+}
+
+export async function findUserById(db: Database, id: string) {
+  const [user] = await db.select().from(users).where(eq(users.id, id))
+  return user
+}
+
+export async function findUserByEmail(db: Database, email: string) {
+  const [user] = await db.select().from(users).where(eq(users.email, email.toLowerCase()))
+  return user
+}
+
+/** Applies a partial update; changing the email or password needs the current password. */
+export async function updateUser({ db, passwords, clock }: UsersDeps, user: UserRow, body: UpdateBody) {
+  const email = body.email?.toLowerCase()
+  const changes: Partial<UserRow> = {}
+  if (email !== undefined && email !== user.email) changes.email = email
+  if (body.full_name !== undefined) changes.fullName = body.full_name
+  if (body.password !== undefined) checkPasswordStrength(body.password)
+
+  if (changes.email !== undefined || body.password !== undefined) {
+    if (!body.current_password) throw fieldError('current_password', 'This field is required to change the email or password.')
+    if (!(await passwords.verify(body.current_password, user.passwordHash)))
+      throw fieldError('current_password', 'Your current password is incorrect.')
+  }
+  if (body.password !== undefined) changes.passwordHash = await passwords.hash(body.password)
+  if (Object.keys(changes).length === 0) return user
+
+  changes.updatedAt = new Date(clock.now())
+  const [updated] = await db.update(users).set(changes).where(eq(users.id, user.id)).returning().catch(rethrowEmailTaken)
+  return updated ?? user
+}
+
+/** Deletes a user; false when there was none. */
+export async function deleteUser(db: Database, id: string) {
+  const deleted = await db.delete(users).where(eq(users.id, id)).returning({ id: users.id })
+  return deleted.length > 0
+}
+
+export async function recordLogin(db: Database, id: string, at: Date) {
+  await db.update(users).set({ lastLogin: at }).where(eq(users.id, id))
+}
+
+function checkPasswordStrength(password: string) {
+  if (isCommonPassword(password)) throw fieldError('password', 'This password is too common.')
+}
+
+// The unique index decides races that a look-up before the insert could not.
+function rethrowEmailTaken(error: unknown): never {
+  if (isUniqueViolation(error)) throw new FieldErrors({ email: [EMAIL_TAKEN] })
+  throw error
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false
+  const { code, cause } = error as { code?: unknown; cause?: unknown }
+  return code === '23505' || isUniqueViolation(cause)
+}

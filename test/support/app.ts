@@ -1,0 +1,102 @@
+import postgres from 'postgres'
+import { createApp } from '../../src/app'
+import { manualClock } from '../../src/clock'
+import { loadConfig, type Config } from '../../src/config'
+import { openPglite, openPostgres, type DbHandle } from '../../src/db'
+import { buildDeps } from '../../src/deps'
+import { createLogger } from '../../src/logger'
+
+export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+export const TEST_SECRET = 'test-secret-key-that-is-long-enough-for-hs256'
+
+/** A database of its own on the machine's Postgres, dropped by `drop()`. */
+export async function createTestDatabase(label: string) {
+  const name = `users_test_${label}_${crypto.randomUUID().slice(0, 8)}`.replace(/\W/g, '_')
+  const admin = postgres(ADMIN_DATABASE_URL, { max: 1, onnotice: () => {} })
+  await admin.unsafe(`create database "${name}"`)
+  const url = new URL(ADMIN_DATABASE_URL)
+  url.pathname = `/${name}`
+  return {
+    url: url.toString(),
+    async drop() {
+      await admin.unsafe(`drop database if exists "${name}" with (force)`)
+      await admin.end()
+    },
+  }
+}
+
+export type TestAppOptions = { driver?: 'postgres' | 'pglite'; env?: Record<string, string>; label?: string }
+
+/** A complete app on a fresh database with a manual clock and a cheap password hash. */
+export async function createTestApp({ driver = 'postgres', env = {}, label = 'app' }: TestAppOptions = {}) {
+  const clock = manualClock()
+  let database: DbHandle
+  let dropDatabase = async () => {}
+  if (driver === 'postgres') {
+    const testDb = await createTestDatabase(label)
+    database = await openPostgres(testDb.url, { max: 4 })
+    dropDatabase = testDb.drop
+  } else {
+    database = await openPglite()
+  }
+  const config = testConfig(env)
+  const deps = buildDeps(config, database.db, createLogger('silent', false), clock)
+  const app = createApp(deps)
+
+  /** Calls the app in process, as a client would over HTTP. */
+  async function call(method: string, path: string, options: { body?: unknown; token?: string; headers?: Record<string, string> } = {}) {
+    const headers: Record<string, string> = { ...options.headers }
+    if (options.body !== undefined) headers['content-type'] ??= 'application/json'
+    if (options.token) headers.authorization ??= `JWT ${options.token}`
+    const response = await app.handle(
+      new Request(`http://localhost${path}`, {
+        method,
+        headers,
+        body: options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body),
+      }),
+    )
+    const text = await response.text()
+    return { status: response.status, headers: response.headers, body: text ? tryJson(text) : undefined }
+  }
+
+  let counter = 0
+  /** Registers a fresh user and returns its tokens and credentials. */
+  async function registerUser(fields: { email?: string; full_name?: string; password?: string } = {}) {
+    const input = {
+      email: fields.email ?? `user${++counter}-${crypto.randomUUID().slice(0, 6)}@example.com`,
+      full_name: fields.full_name ?? `User ${counter}`,
+      password: fields.password ?? 'a-long-unusual-passphrase',
+    }
+    const response = await call('POST', '/api/users/register/', { body: input })
+    if (response.status !== 200) throw new Error(`register failed: ${JSON.stringify(response.body)}`)
+    const me = await call('GET', '/api/users/me/', { token: response.body.access })
+    return { ...input, id: me.body.id as string, access: response.body.access as string, refresh: response.body.refresh as string }
+  }
+
+  return {
+    app,
+    deps,
+    clock,
+    database,
+    call,
+    registerUser,
+    async close() {
+      await database.close()
+      await dropDatabase()
+    },
+  }
+}
+
+export function testConfig(env: Record<string, string> = {}): Config & { secretKey: string } {
+  const config = loadConfig({ SECRET_KEY: TEST_SECRET, ...env })
+  // The cheapest argon2id: tests check behaviour, not hashing cost.
+  return { ...config, secretKey: config.secretKey!, argon2: { memoryCost: 64, timeCost: 1 } }
+}
+
+const tryJson = (text: string) => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}

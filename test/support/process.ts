@@ -1,0 +1,31 @@
+import { join } from 'node:path'
+
+export const MAIN = join(import.meta.dir, '../../src/main.ts')
+
+/** A port nobody listens on right now. */
+export function freePort() {
+  const server = Bun.serve({ port: 0, fetch: () => new Response() })
+  const { port } = server
+  server.stop(true)
+  return port!
+}
+
+/** Runs the service's entry point as a child process with only the given environment. */
+export function spawnMain(args: string[], env: Record<string, string>) {
+  return Bun.spawn(['bun', MAIN, ...args], {
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'warn', ...env },
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+}
+
+/** Polls until the service answers on `port`, or fails after `timeoutMs`. */
+export async function waitForPort(port: number, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const ok = await fetch(`http://127.0.0.1:${port}/api/users/me/`).then(() => true, () => false)
+    if (ok) return
+    await Bun.sleep(100)
+  }
+  throw new Error(`nothing answered on port ${port} within ${timeoutMs} ms`)
+}
