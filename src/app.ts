@@ -5,6 +5,7 @@ import { authRoutes } from './auth/routes'
 import { jsonBodies } from './body'
 import type { Deps } from './deps'
 import { errorsPlugin } from './errors'
+import { sessionsRoutes } from './sessions/routes'
 import { usersRoutes } from './users/routes'
 
 /** The whole HTTP API over the given dependencies; opens no connection itself. */
@@ -25,6 +26,7 @@ export function createApp(deps: Deps) {
     )
     .use(jsonBodies(deps.config.maxBodyBytes))
     .use(authRoutes(deps))
+    .use(sessionsRoutes(deps))
     .use(usersRoutes(deps))
 }
 

@@ -1,5 +1,7 @@
+import { createPrivateKey, createPublicKey } from 'node:crypto'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { algorithmOf } from './auth/tokens'
 
 /** A setting that cannot be used; the message names the variable. */
 export class ConfigError extends Error {}
@@ -39,6 +41,16 @@ const Env = Type.Object({
   REFRESH_TOKEN_LIFETIME: duration,
   JWT_AUDIENCE: text(),
   JWT_ISSUER: text(),
+  JWT_PRIVATE_KEY: text(),
+  JWT_PREVIOUS_PUBLIC_KEYS: text(),
+  REFRESH_GRACE_SECONDS: integer('a number of seconds', 0, 300),
+  REDIS_KEY_PREFIX: text(),
+  TRUSTED_PROXY_HOPS: integer('the number of proxies in front of the service (0 trusts no X-Forwarded-For)', 0, 10),
+  LOGIN_FAILURES_PER_ACCOUNT: integer('a number of attempts'),
+  LOGIN_FAILURES_PER_ADDRESS: integer('a number of attempts'),
+  LOGIN_FAILURE_WINDOW: duration,
+  REGISTRATIONS_PER_ADDRESS: integer('a number of attempts'),
+  REGISTRATION_WINDOW: duration,
   CORS_ALLOWED_ORIGINS: Type.Optional(Type.String()),
   MAX_BODY_BYTES: integer('a size in bytes', 1024),
   ARGON2_MEMORY_KIB: integer('a memory cost in KiB, at least 19456 (OWASP minimum)', 19456),
@@ -46,6 +58,8 @@ const Env = Type.Object({
   LOG_LEVEL: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('silent')], { description: 'one of debug, info, warn, error, silent' })),
 })
 type Env = Static<typeof Env>
+
+const RateRule = Type.Object({ limit: Type.Integer(), windowSeconds: Type.Integer() })
 
 export const Config = Type.Object({
   /** Absent only on the embedded default, where main.ts generates and keeps one. */
@@ -62,6 +76,16 @@ export const Config = Type.Object({
   refreshTokenSeconds: Type.Integer({ minimum: 1 }),
   jwtAudience: Type.Optional(Type.String()),
   jwtIssuer: Type.Optional(Type.String()),
+  jwtPrivateKeyPem: Type.Optional(Type.String()),
+  jwtPreviousPublicKeyPems: Type.Array(Type.String()),
+  refreshGraceSeconds: Type.Integer(),
+  redisKeyPrefix: Type.String(),
+  trustedProxyHops: Type.Integer(),
+  limits: Type.Object({
+    loginPerAccount: RateRule,
+    loginPerAddress: RateRule,
+    registerPerAddress: RateRule,
+  }),
   corsOrigins: Type.Array(Type.String()),
   maxBodyBytes: Type.Integer(),
   argon2: Type.Object({ memoryCost: Type.Integer({ minimum: 8 }), timeCost: Type.Integer({ minimum: 1 }) }),
@@ -93,6 +117,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     refreshTokenSeconds: parseDuration(raw.REFRESH_TOKEN_LIFETIME ?? '14d'),
     jwtAudience: raw.JWT_AUDIENCE,
     jwtIssuer: raw.JWT_ISSUER,
+    jwtPrivateKeyPem: raw.JWT_PRIVATE_KEY && checkPrivateKey(unescapeNewlines(raw.JWT_PRIVATE_KEY)),
+    jwtPreviousPublicKeyPems: splitPems(raw.JWT_PREVIOUS_PUBLIC_KEYS),
+    refreshGraceSeconds: Number(raw.REFRESH_GRACE_SECONDS ?? 10),
+    redisKeyPrefix: raw.REDIS_KEY_PREFIX ?? 'users:',
+    trustedProxyHops: Number(raw.TRUSTED_PROXY_HOPS ?? 0),
+    limits: {
+      loginPerAccount: rule(raw.LOGIN_FAILURES_PER_ACCOUNT ?? '10', raw.LOGIN_FAILURE_WINDOW ?? '15m'),
+      loginPerAddress: rule(raw.LOGIN_FAILURES_PER_ADDRESS ?? '100', raw.LOGIN_FAILURE_WINDOW ?? '15m'),
+      registerPerAddress: rule(raw.REGISTRATIONS_PER_ADDRESS ?? '20', raw.REGISTRATION_WINDOW ?? '1h'),
+    },
     corsOrigins: splitList(raw.CORS_ALLOWED_ORIGINS),
     maxBodyBytes: Number(raw.MAX_BODY_BYTES ?? 1024 * 1024),
     argon2: {
@@ -142,6 +176,33 @@ function amqpUrlFromParts(raw: Env) {
 // The old service read QUEUE_LIST as a comma-separated string; spaces are tolerated too.
 function splitList(value: string | undefined) {
   return (value ?? '').split(/[\s,]+/).filter(Boolean)
+}
+
+const rule = (limit: string, window: string) => ({ limit: Number(limit), windowSeconds: parseDuration(window) })
+
+// A PEM in one environment line usually arrives with its newlines written as \n.
+const unescapeNewlines = (pem: string) => pem.replaceAll('\\n', '\n')
+
+function checkPrivateKey(pem: string) {
+  try {
+    algorithmOf(createPublicKey(createPrivateKey(pem)))
+    return pem
+  } catch {
+    throw new ConfigError('JWT_PRIVATE_KEY: expected a PKCS#8 PEM private key of type Ed25519 or P-256')
+  }
+}
+
+function splitPems(value: string | undefined) {
+  const pems = unescapeNewlines(value ?? '').match(/-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g) ?? []
+  for (const pem of pems) {
+    try {
+      algorithmOf(createPublicKey(pem))
+    } catch {
+      throw new ConfigError('JWT_PREVIOUS_PUBLIC_KEYS: expected SPKI PEM public keys of type Ed25519 or P-256')
+    }
+  }
+  if (value && pems.length === 0) throw new ConfigError('JWT_PREVIOUS_PUBLIC_KEYS: expected SPKI PEM public keys of type Ed25519 or P-256')
+  return pems
 }
 
 const unitSeconds = { s: 1, m: 60, h: 3600, d: 86400 } as const

@@ -1,7 +1,7 @@
 import { eq } from 'drizzle-orm'
 import { createApp } from './app'
 import { ConfigError, isEmbedded, loadConfig, type Config } from './config'
-import { createDeps } from './deps'
+import { createDeps, openDatabase } from './deps'
 import { createLogger, type Logger } from './logger'
 import { loadOrCreateSecretKey } from './secret-key'
 import { users } from './users/table'
@@ -48,12 +48,12 @@ function withSecretKey(config: Config, logger: Logger): Config & { secretKey: st
 }
 
 async function serve(config: Config & { secretKey: string }, logger: Logger) {
-  const { deps, database } = await createDeps(config, logger)
+  const { deps, database, close } = await createDeps(config, logger)
   const app = createApp(deps).listen({ hostname: config.host, port: config.port, maxRequestBodySize: config.maxBodyBytes })
   logger.info({ port: config.port, database: database.driver }, 'users service listening')
   const shutdown = async () => {
     await app.stop()
-    await database.close()
+    await close()
     process.exit(0)
   }
   process.once('SIGTERM', shutdown)
@@ -61,16 +61,16 @@ async function serve(config: Config & { secretKey: string }, logger: Logger) {
 }
 
 async function migrate(config: Config & { secretKey: string }, logger: Logger) {
-  const { database } = await createDeps(config, logger)
+  const database = await openDatabase(config)
   await database.close()
   logger.info({ database: database.driver }, 'migrations applied')
 }
 
 async function setAdmin(config: Config & { secretKey: string }, logger: Logger, [action, email]: string[]) {
   if ((action !== 'grant' && action !== 'revoke') || !email) exit(usage)
-  const { deps, database } = await createDeps(config, logger)
+  const database = await openDatabase(config)
   try {
-    const updated = await deps.db
+    const updated = await database.db
       .update(users)
       .set({ isAdmin: action === 'grant', updatedAt: new Date() })
       .where(eq(users.email, email.trim().toLowerCase()))

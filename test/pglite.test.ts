@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { createTestApp } from './support/app'
 
-// The embedded default runs the same code on PGlite; this is the smoke subset of the API on it.
+// The embedded default (PGlite, in-process sessions) runs the same code; this is the smoke subset of the API on it.
 let t: Awaited<ReturnType<typeof createTestApp>>
+// PGlite compiles its WebAssembly and runs initdb first: seconds, not milliseconds.
 beforeAll(async () => {
-  t = await createTestApp({ driver: 'pglite' })
-})
+  t = await createTestApp({ driver: 'pglite', store: 'memory' })
+}, 60_000)
 afterAll(() => t.close())
 
 test('register, login, me, update, refresh, get and delete work on PGlite', async () => {

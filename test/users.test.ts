@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { eq } from 'drizzle-orm'
+import { StoreUnavailableError } from '../src/sessions/store'
 import { users } from '../src/users/table'
 import { createTestApp } from './support/app'
 
@@ -97,6 +98,21 @@ describe('PUT and PATCH /api/users/update/', () => {
       expect(response.status).toBe(400)
       expect(response.body).toEqual(errors)
     }
+  })
+
+  test('a password change whose other sessions cannot be ended is not kept', async () => {
+    const user = await t.registerUser()
+    const { sessions } = t.deps
+    // The store fails between the guard's check and the change: the fault this ordering exists for.
+    t.deps.sessions = { ...sessions, endAllForUser: () => Promise.reject(new StoreUnavailableError(new Error('down'))) }
+    const response = await t.call('PATCH', '/api/users/update/', {
+      token: user.access,
+      body: { password: 'never-kept-passphrase', current_password: user.password },
+    })
+    t.deps.sessions = sessions
+    expect(response.status).toBe(503)
+    expect((await login(user.email, user.password)).status).toBe(200)
+    expect((await login(user.email, 'never-kept-passphrase')).status).toBe(400)
   })
 
   test('needs an access token', async () => {

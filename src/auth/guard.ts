@@ -1,6 +1,7 @@
 import { Elysia } from 'elysia'
 import type { Database } from '../db'
 import { unauthorized } from '../errors'
+import type { SessionStore } from '../sessions/store'
 import { findUserById } from '../users/service'
 import type { Tokens } from './tokens'
 
@@ -9,8 +10,10 @@ const AUTHORIZATION = /^(?:JWT|Bearer) +([\w-]+\.[\w-]+\.[\w-]*)$/i
 
 export const bearerToken = (header: string | undefined) => header?.match(AUTHORIZATION)?.[1]
 
-/** The `auth: true` route option: resolves the caller's user and token claims, or answers 401. */
-export const authGuard = ({ db, tokens }: { db: Database; tokens: Tokens }) =>
+export type GuardDeps = { db: Database; tokens: Tokens; sessions: SessionStore }
+
+/** The `auth: true` route option: resolves the caller's user and token claims, or answers 401 (503 without the session store). */
+export const authGuard = ({ db, tokens, sessions }: GuardDeps) =>
   new Elysia().macro({
     auth: {
       async resolve({ headers }) {
@@ -18,7 +21,9 @@ export const authGuard = ({ db, tokens }: { db: Database; tokens: Tokens }) =>
         if (!token) throw unauthorized('Authentication credentials were not provided.', 'not_authenticated')
         const claims = await tokens.verify(token, 'access')
         if (!claims) throw unauthorized('Given token not valid for any token type', 'token_not_valid')
-        const user = await findUserById(db, claims.user_id)
+        // One round trip to the session store, in parallel with the user lookup.
+        const [active, user] = await Promise.all([sessions.isActive(claims.sid), findUserById(db, claims.user_id)])
+        if (!active) throw unauthorized('Token is invalid or expired', 'token_not_valid')
         if (!user) throw unauthorized('User not found', 'user_not_found')
         return { user, claims }
       },

@@ -1,30 +1,52 @@
-import { Elysia } from 'elysia'
-import { ErrorBody, FieldErrorsBody } from '../errors'
-import { RegisterBody } from '../users/model'
-import { trimNameAndEmail } from '../users/model'
+import { Elysia, t } from 'elysia'
+import { ApiError, ErrorBody, FieldErrorsBody } from '../errors'
+import { RegisterBody, trimNameAndEmail } from '../users/model'
+import { clientAddress } from './client'
 import { LoginBody, RefreshBody, TokenPairBody } from './model'
 import { login, refresh, register, type AuthDeps } from './service'
 
-/** Register, login and refresh: the routes that hand out tokens. */
+const throttled = { 429: ErrorBody, 503: ErrorBody }
+
+/** Register, login and refresh: the routes that hand out tokens; and the public keys that verify them. */
 export const authRoutes = (deps: AuthDeps) =>
-  new Elysia({ prefix: '/api/users', tags: ['auth'] })
-    .post(
-      '/register',
-      ({ body }) => register(deps, { email: body.email, fullName: body.full_name, password: body.password }),
+  new Elysia({ tags: ['auth'] })
+    .get(
+      '/.well-known/jwks.json',
+      () => {
+        if (deps.tokens.jwks.keys.length === 0) throw new ApiError(404, 'not_found', 'No asymmetric signing key is configured.')
+        return deps.tokens.jwks
+      },
       {
-        transform: ({ body }) => trimNameAndEmail(body),
-        body: RegisterBody,
-        response: { 200: TokenPairBody, 400: FieldErrorsBody },
-        detail: { summary: 'Create an account and start a session' },
+        response: { 200: t.Object({ keys: t.Array(t.Record(t.String(), t.Unknown())) }), 404: ErrorBody },
+        detail: { summary: 'Public keys for verifying tokens (only with an EdDSA or ES256 signing key)' },
       },
     )
-    .post('/login', ({ body }) => login(deps, body.email, body.password), {
-      body: LoginBody,
-      response: { 200: TokenPairBody, 400: FieldErrorsBody },
-      detail: { summary: 'Start a session with email and password' },
-    })
-    .post('/refresh', ({ body }) => refresh(deps, body.refresh), {
-      body: RefreshBody,
-      response: { 200: TokenPairBody, 400: FieldErrorsBody, 401: ErrorBody },
-      detail: { summary: 'Exchange a refresh token for a new pair' },
-    })
+    .group('/api/users', (users) =>
+      users
+        .derive(({ request, server }) => ({
+          client: {
+            ip: clientAddress(request, server?.requestIP(request)?.address, deps.config.trustedProxyHops),
+            userAgent: request.headers.get('user-agent'),
+          },
+        }))
+        .post(
+          '/register',
+          ({ body, client }) => register(deps, { email: body.email, fullName: body.full_name, password: body.password }, client),
+          {
+            transform: ({ body }) => trimNameAndEmail(body),
+            body: RegisterBody,
+            response: { 200: TokenPairBody, 400: FieldErrorsBody, ...throttled },
+            detail: { summary: 'Create an account and start a session' },
+          },
+        )
+        .post('/login', ({ body, client }) => login(deps, body.email, body.password, client), {
+          body: LoginBody,
+          response: { 200: TokenPairBody, 400: FieldErrorsBody, ...throttled },
+          detail: { summary: 'Start a session with email and password' },
+        })
+        .post('/refresh', ({ body }) => refresh(deps, body.refresh), {
+          body: RefreshBody,
+          response: { 200: TokenPairBody, 400: FieldErrorsBody, 401: ErrorBody, 503: ErrorBody },
+          detail: { summary: 'Rotate a refresh token: a new pair, and the old refresh token stops working' },
+        }),
+    )

@@ -1,42 +1,107 @@
-import type { Database } from '../db'
-import { FieldErrors, unauthorized } from '../errors'
+import type { ServiceConfig } from '../deps'
+import { ApiError, fieldError, FieldErrors, unauthorized } from '../errors'
+import type { RateDecision, RateLimiter, RateRule } from '../sessions/rate-limiter'
+import { sanitizeMetadata, type SessionStore } from '../sessions/store'
 import type { UsersDeps } from '../users/service'
 import { createUser, findUserByEmail, findUserById, recordLogin } from '../users/service'
+import type { Client } from './client'
 import type { Tokens } from './tokens'
 
-export type AuthDeps = UsersDeps & { tokens: Tokens }
+export type AuthDeps = UsersDeps & {
+  config: ServiceConfig
+  tokens: Tokens
+  sessions: SessionStore
+  limiter: RateLimiter
+  logger: { warn(obj: object, msg: string): void }
+}
 
 const INVALID_CREDENTIALS = 'Invalid email or password.'
 
-const newSessionId = () => crypto.randomUUID()
-
-/** Registers a user and starts their first session. */
-export async function register(deps: AuthDeps, input: { email: string; fullName: string; password: string }) {
+/** Registers a user and starts their first session; registrations are limited per address. */
+export async function register(deps: AuthDeps, input: { email: string; fullName: string; password: string }, client: Client) {
+  if (client.ip) throwIfLimited(await deps.limiter.hit(`register:ip:${client.ip}`, deps.config.limits.registerPerAddress))
   const user = await createUser(deps, input)
-  const { pair } = await deps.tokens.issuePair(user.id, newSessionId())
-  return pair
+  return startSession(deps, user.id, client)
 }
 
-/** Checks credentials and starts a session; the same 400 whether or not the email exists. */
-export async function login(deps: AuthDeps, email: string, password: string) {
+/**
+ * Checks credentials and starts a session: the same 400 whether or not the email exists, and the same
+ * time (a dummy hash is verified). Failures are limited per account and per address; a limited attempt
+ * is refused before any hashing, so guessing costs the attacker without costing us.
+ */
+export async function login(deps: AuthDeps, email: string, password: string, client: Client) {
+  const { limits } = deps.config
+  const rules: [string, RateRule][] = [[`login:account:${email.trim().toLowerCase()}`, limits.loginPerAccount]]
+  if (client.ip) rules.push([`login:ip:${client.ip}`, limits.loginPerAddress])
+  for (const decision of await Promise.all(rules.map(([key, rule]) => deps.limiter.check(key, rule)))) throwIfLimited(decision)
+
   const user = await findUserByEmail(deps.db, email.trim())
-  if (!user) {
-    await deps.passwords.verifyDummy(password)
-    throw invalidCredentials()
+  const valid = user ? await deps.passwords.verify(password, user.passwordHash) : await deps.passwords.verifyDummy(password)
+  if (!user || !valid) {
+    await Promise.all(rules.map(([key, rule]) => deps.limiter.hit(key, rule)))
+    throw new FieldErrors({ email: [INVALID_CREDENTIALS], password: [INVALID_CREDENTIALS] })
   }
-  if (!(await deps.passwords.verify(password, user.passwordHash))) throw invalidCredentials()
+  await deps.limiter.reset(rules[0]![0])
   await recordLogin(deps.db, user.id, new Date(deps.clock.now()))
-  const { pair } = await deps.tokens.issuePair(user.id, newSessionId())
-  return pair
+  return startSession(deps, user.id, client)
 }
 
-/** Exchanges a refresh token for a new pair in the same session. */
-export async function refresh(deps: { db: Database; tokens: Tokens }, token: string) {
+/**
+ * Rotates a refresh token: the presented one stops working and a new pair is returned. A just-rotated
+ * token presented again within the grace period gets the same successor (two tabs racing); after it,
+ * the token is treated as stolen and its whole session ends.
+ */
+export async function refresh(deps: AuthDeps, token: string) {
   const claims = await deps.tokens.verify(token, 'refresh')
-  if (!claims) throw unauthorized('Token is invalid or expired', 'token_not_valid')
+  if (!claims) throw tokenNotValid()
   if (!(await findUserById(deps.db, claims.user_id))) throw unauthorized('User not found', 'user_not_found')
-  const { pair } = await deps.tokens.issuePair(claims.user_id, claims.sid ?? newSessionId())
+  const next = await deps.tokens.issuePair(claims.user_id, claims.sid)
+  const result = await deps.sessions.rotate({
+    sid: claims.sid,
+    presentedJti: claims.jti,
+    next,
+    graceSeconds: deps.config.refreshGraceSeconds,
+    ttlSeconds: deps.config.refreshTokenSeconds,
+    now: deps.clock.now(),
+  })
+  switch (result.kind) {
+    case 'rotated':
+      return next.pair
+    case 'grace':
+      return result.pair
+    case 'reused':
+      deps.logger.warn({ userId: claims.user_id, sid: claims.sid }, 'refresh token reused: session ended')
+      throw unauthorized('Token has already been used; the session has been ended.', 'token_not_valid')
+    case 'ended':
+      throw tokenNotValid()
+  }
+}
+
+/** Ends the session a refresh token belongs to, which must be the caller's. */
+export async function logout(deps: AuthDeps, userId: string, token: string) {
+  const claims = await deps.tokens.verify(token, 'refresh')
+  if (!claims || claims.user_id !== userId) throw fieldError('refresh', 'Token is invalid or expired')
+  await deps.sessions.end(claims.sid)
+}
+
+async function startSession(deps: AuthDeps, userId: string, client: Client) {
+  const sid = crypto.randomUUID()
+  const { pair, refreshJti } = await deps.tokens.issuePair(userId, sid)
+  await deps.sessions.create({
+    sid,
+    userId,
+    refreshJti,
+    ttlSeconds: deps.config.refreshTokenSeconds,
+    ...sanitizeMetadata(client.ip, client.userAgent),
+    now: deps.clock.now(),
+  })
   return pair
 }
 
-const invalidCredentials = () => new FieldErrors({ email: [INVALID_CREDENTIALS], password: [INVALID_CREDENTIALS] })
+function throwIfLimited(decision: RateDecision) {
+  if (decision.allowed) return
+  const seconds = decision.retryAfterSeconds
+  throw new ApiError(429, 'throttled', `Request was throttled. Expected available in ${seconds} seconds.`, { 'retry-after': String(seconds) })
+}
+
+const tokenNotValid = () => unauthorized('Token is invalid or expired', 'token_not_valid')

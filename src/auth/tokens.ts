@@ -1,4 +1,5 @@
-import { errors, jwtVerify, SignJWT } from 'jose'
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
+import { calculateJwkThumbprint, errors, importJWK, jwtVerify, SignJWT, type JWK } from 'jose'
 import type { Clock } from '../clock'
 
 export type TokenType = 'access' | 'refresh'
@@ -10,8 +11,7 @@ export type TokenClaims = {
   iat: number
   jti: string
   user_id: string
-  // Absent from tokens the old Django service issued.
-  sid?: string
+  sid: string
 }
 
 export type TokenPair = { access: string; refresh: string }
@@ -22,29 +22,39 @@ export type TokenSettings = {
   refreshSeconds: number
   audience?: string
   issuer?: string
+  /** PKCS#8 PEM of an Ed25519 or P-256 key; when set, tokens are signed with it instead of the secret. */
+  privateKeyPem?: string
+  /** SPKI PEMs of retired keys: still served and accepted until the tokens they signed have expired. */
+  previousPublicKeyPems?: string[]
 }
 
-export type Tokens = ReturnType<typeof createTokens>
+export type Tokens = Awaited<ReturnType<typeof createTokens>>
 
-const ALGORITHM = 'HS256'
+type VerifyKey = { kid?: string; alg: string; key: CryptoKey }
 
 /** Signs and verifies the service's JWTs; the algorithm is pinned, so `none` and algorithm confusion fail. */
-export function createTokens(settings: TokenSettings, clock: Clock) {
-  const key = new TextEncoder().encode(settings.secret)
+export async function createTokens(settings: TokenSettings, clock: Clock) {
+  const signing = await signingKey(settings)
+  const verifyKeys = [signing.verify, ...(await Promise.all((settings.previousPublicKeyPems ?? []).map(publicVerifyKey)))]
+  const algorithms = [...new Set(verifyKeys.map((key) => key.alg))]
+  const keyFor = (kid: string | undefined) => verifyKeys.find((key) => key.kid === kid)?.key
   const lifetime = { access: settings.accessSeconds, refresh: settings.refreshSeconds }
 
   const sign = (type: TokenType, userId: string, sid: string, jti: string, iat: number) => {
     let token = new SignJWT({ token_type: type, user_id: userId, sid })
-      .setProtectedHeader({ alg: ALGORITHM, typ: 'JWT' })
+      .setProtectedHeader({ alg: signing.verify.alg, typ: 'JWT', ...(signing.verify.kid && { kid: signing.verify.kid }) })
       .setIssuedAt(iat)
       .setExpirationTime(iat + lifetime[type])
       .setJti(jti)
     if (settings.audience) token = token.setAudience(settings.audience)
     if (settings.issuer) token = token.setIssuer(settings.issuer)
-    return token.sign(key)
+    return token.sign(signing.key)
   }
 
   return {
+    /** The public keys other services verify with (empty for HS256, whose secret is never published). */
+    jwks: { keys: signing.jwks.concat(await Promise.all((settings.previousPublicKeyPems ?? []).map(publicJwk))) },
+
     /** A new access and refresh token for one session; `refreshJti` identifies the refresh token for rotation. */
     async issuePair(userId: string, sid: string) {
       const iat = Math.floor(clock.now() / 1000)
@@ -56,18 +66,19 @@ export function createTokens(settings: TokenSettings, clock: Clock) {
       return { pair: { access, refresh } satisfies TokenPair, refreshJti }
     },
 
-    /** The token's claims when it is genuine, unexpired and of the expected type; otherwise null. */
+    /** The token's claims when it is genuine, unexpired, of the expected type and tied to a session; otherwise null. */
     async verify(token: string, expected: TokenType): Promise<TokenClaims | null> {
       try {
-        const { payload } = await jwtVerify(token, key, {
-          algorithms: [ALGORITHM],
+        const { payload } = await jwtVerify(token, (header) => keyFor(header.kid) ?? fail(), {
+          algorithms,
           currentDate: new Date(clock.now()),
           audience: settings.audience,
           issuer: settings.issuer,
           requiredClaims: ['exp', 'iat', 'jti'],
         })
         const claims = payload as Partial<TokenClaims>
-        if (claims.token_type !== expected || !isUuid(claims.user_id)) return null
+        // A token without `sid` (one the old service issued) cannot be revoked, so it is not accepted.
+        if (claims.token_type !== expected || !isUuid(claims.user_id) || typeof claims.sid !== 'string') return null
         return claims as TokenClaims
       } catch (error) {
         if (error instanceof errors.JOSEError) return null
@@ -75,6 +86,51 @@ export function createTokens(settings: TokenSettings, clock: Clock) {
       }
     },
   }
+}
+
+const fail = (): never => {
+  throw new errors.JWKSNoMatchingKey()
+}
+
+async function signingKey(settings: TokenSettings) {
+  if (!settings.privateKeyPem) {
+    // Imported once: jose would otherwise import a raw secret on every verification.
+    const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(settings.secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify'])
+    return { key, verify: { alg: 'HS256', key } as VerifyKey, jwks: [] as JWK[] }
+  }
+  const privateKey = createPrivateKey(settings.privateKeyPem)
+  const publicKey = createPublicKey(privateKey)
+  const alg = algorithmOf(publicKey)
+  const jwk = await jwkOf(publicKey)
+  const privateJwk = privateKey.export({ format: 'jwk' }) as JWK
+  return {
+    key: (await importJWK(privateJwk, alg)) as CryptoKey,
+    verify: { kid: jwk.kid, alg, key: (await importJWK(jwk, alg)) as CryptoKey },
+    jwks: [jwk],
+  }
+}
+
+async function publicVerifyKey(pem: string): Promise<VerifyKey> {
+  const publicKey = createPublicKey(pem)
+  const alg = algorithmOf(publicKey)
+  const jwk = await jwkOf(publicKey)
+  return { kid: jwk.kid, alg, key: (await importJWK(jwk, alg)) as CryptoKey }
+}
+
+const publicJwk = (pem: string) => jwkOf(createPublicKey(pem))
+
+/** EdDSA for Ed25519, ES256 for P-256; anything else is refused at start-up. */
+export function algorithmOf(key: KeyObject): 'EdDSA' | 'ES256' {
+  if (key.asymmetricKeyType === 'ed25519') return 'EdDSA'
+  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ES256'
+  throw new Error(`unsupported key type ${key.asymmetricKeyType}`)
+}
+
+// The kid is the key's RFC 7638 thumbprint: every instance, and a retired key's entry, derive the same one.
+async function jwkOf(publicKey: KeyObject): Promise<JWK> {
+  const jwk = publicKey.export({ format: 'jwk' }) as JWK
+  const alg = algorithmOf(publicKey)
+  return { ...jwk, kid: await calculateJwkThumbprint(jwk), alg, use: 'sig' }
 }
 
 // simplejwt's jti format: a uuid4 as 32 hex digits.

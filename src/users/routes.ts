@@ -1,19 +1,26 @@
 import { Elysia, t } from 'elysia'
-import { authGuard } from '../auth/guard'
-import type { Tokens } from '../auth/tokens'
+import { authGuard, type GuardDeps } from '../auth/guard'
+import type { TokenClaims } from '../auth/tokens'
 import { ApiError, ErrorBody, FieldErrorsBody } from '../errors'
 import { toUserBody, trimNameAndEmail, UpdateBody, User, UserIdParams } from './model'
 import { deleteUser, findUserById, updateUser, type UsersDeps } from './service'
+import type { UserRow } from './table'
 
 const authErrors = { 401: ErrorBody }
 
 /** The caller's own record, other users' records, and account deletion. */
-export const usersRoutes = (deps: UsersDeps & { tokens: Tokens }) => {
-  const update = {
+export const usersRoutes = (deps: UsersDeps & GuardDeps) => {
+  // A password change ends every other session; the caller's own continues.
+  const update = ({ user, claims, body }: { user: UserRow; claims: TokenClaims; body: UpdateBody }) =>
+    updateUser(deps, user, body, () => deps.sessions.endAllForUser(user.id, { except: claims.sid })).then((updated) =>
+      toUserBody(updated, true),
+    )
+
+  const updateOptions = {
     auth: true,
     transform: ({ body }: { body: unknown }) => trimNameAndEmail(body),
     body: UpdateBody,
-    response: { 200: User, 400: FieldErrorsBody, ...authErrors },
+    response: { 200: User, 400: FieldErrorsBody, ...authErrors, 503: ErrorBody },
     detail: { summary: 'Change your email, name or password (email and password need current_password)' },
   } as const
 
@@ -24,8 +31,8 @@ export const usersRoutes = (deps: UsersDeps & { tokens: Tokens }) => {
       response: { 200: User, ...authErrors },
       detail: { summary: 'The caller (every other service calls this to authenticate a request)' },
     })
-    .put('/update', async ({ user, body }) => toUserBody(await updateUser(deps, user, body), true), update)
-    .patch('/update', async ({ user, body }) => toUserBody(await updateUser(deps, user, body), true), update)
+    .put('/update', update, updateOptions)
+    .patch('/update', update, updateOptions)
     .get(
       '/:id',
       async ({ user, params }) => {
@@ -46,7 +53,7 @@ export const usersRoutes = (deps: UsersDeps & { tokens: Tokens }) => {
         // Non-admins learn nothing about other ids: always 403, never 404.
         if (params.id !== user.id && !user.isAdmin)
           throw new ApiError(403, 'permission_denied', 'You do not have permission to perform this action.')
-        if (!(await deleteUser(deps.db, params.id))) throw userNotFound()
+        if (!(await deleteUser(deps.db, params.id, () => deps.sessions.endAllForUser(params.id)))) throw userNotFound()
         set.status = 204
       },
       {

@@ -39,8 +39,19 @@ export async function findUserByEmail(db: Database, email: string) {
   return user
 }
 
-/** Applies a partial update; changing the email or password needs the current password. */
-export async function updateUser({ db, passwords, clock }: UsersDeps, user: UserRow, body: UpdateBody) {
+/** Runs inside the change's transaction, after the write: if it throws, the change is rolled back. */
+export type BeforeCommit = () => Promise<unknown>
+
+/**
+ * Applies a partial update; changing the email or password needs the current password.
+ * `onPasswordChange` runs before the commit, so a change whose follow-up fails is not kept.
+ */
+export async function updateUser(
+  { db, passwords, clock }: UsersDeps,
+  user: UserRow,
+  body: UpdateBody,
+  onPasswordChange: BeforeCommit = async () => {},
+) {
   const email = body.email?.toLowerCase()
   const changes: Partial<UserRow> = {}
   if (email !== undefined && email !== user.email) changes.email = email
@@ -56,14 +67,22 @@ export async function updateUser({ db, passwords, clock }: UsersDeps, user: User
   if (Object.keys(changes).length === 0) return user
 
   changes.updatedAt = new Date(clock.now())
-  const [updated] = await db.update(users).set(changes).where(eq(users.id, user.id)).returning().catch(rethrowEmailTaken)
-  return updated ?? user
+  return db
+    .transaction(async (tx) => {
+      const [updated] = await tx.update(users).set(changes).where(eq(users.id, user.id)).returning()
+      if (body.password !== undefined) await onPasswordChange()
+      return updated ?? user
+    })
+    .catch(rethrowEmailTaken)
 }
 
-/** Deletes a user; false when there was none. */
-export async function deleteUser(db: Database, id: string) {
-  const deleted = await db.delete(users).where(eq(users.id, id)).returning({ id: users.id })
-  return deleted.length > 0
+/** Deletes a user, running `beforeCommit` after the delete; false when there was none. */
+export async function deleteUser(db: Database, id: string, beforeCommit: BeforeCommit = async () => {}) {
+  return db.transaction(async (tx) => {
+    const deleted = await tx.delete(users).where(eq(users.id, id)).returning({ id: users.id })
+    if (deleted.length > 0) await beforeCommit()
+    return deleted.length > 0
+  })
 }
 
 export async function recordLogin(db: Database, id: string, at: Date) {

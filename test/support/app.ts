@@ -3,11 +3,13 @@ import { createApp } from '../../src/app'
 import { manualClock } from '../../src/clock'
 import { loadConfig, type Config } from '../../src/config'
 import { openPglite, openPostgres, type DbHandle } from '../../src/db'
-import { buildDeps } from '../../src/deps'
+import { buildDeps, stores, type Stores } from '../../src/deps'
 import { createLogger } from '../../src/logger'
+import { connectRedis, type RedisClient } from '../../src/sessions/redis-client'
 
 export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 export const TEST_SECRET = 'test-secret-key-that-is-long-enough-for-hs256'
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
 /** A database of its own on the machine's Postgres, dropped by `drop()`. */
 export async function createTestDatabase(label: string) {
@@ -25,22 +27,71 @@ export async function createTestDatabase(label: string) {
   }
 }
 
-export type TestAppOptions = { driver?: 'postgres' | 'pglite'; env?: Record<string, string>; label?: string }
+export type TestAppOptions = {
+  driver?: 'postgres' | 'pglite'
+  store?: 'redis' | 'memory'
+  env?: Record<string, string>
+  label?: string
+  redisUrl?: string
+  /** Share another test app's database and Redis key prefix: a second instance of the same deployment. */
+  sameDeploymentAs?: Deployment
+}
+
+type Deployment = { clock: ReturnType<typeof manualClock>; database: DbHandle; redis?: TestRedis; stores: Stores }
+type TestRedis = Awaited<ReturnType<typeof createTestRedis>>
+
+export type TestApp = Awaited<ReturnType<typeof createTestApp>>
+
+/** A Redis key prefix of its own, whose keys `clear()` deletes. */
+export async function createTestRedis(label: string, url = TEST_REDIS_URL, prefix = `test:${label}:${crypto.randomUUID().slice(0, 8)}:`) {
+  const client = await connectRedis(url, { info: () => {}, warn: () => {} })
+  return {
+    client,
+    url,
+    prefix,
+    async clear() {
+      for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) if (keys.length) await client.del(keys)
+    },
+    async close() {
+      await this.clear().catch(() => {})
+      client.destroy()
+    },
+  }
+}
 
 /** A complete app on a fresh database with a manual clock and a cheap password hash. */
-export async function createTestApp({ driver = 'postgres', env = {}, label = 'app' }: TestAppOptions = {}) {
-  const clock = manualClock()
+export async function createTestApp({ driver = 'postgres', store = 'redis', env = {}, label = 'app', redisUrl, sameDeploymentAs }: TestAppOptions = {}) {
+  const clock = sameDeploymentAs?.clock ?? manualClock()
   let database: DbHandle
-  let dropDatabase = async () => {}
-  if (driver === 'postgres') {
+  const cleanups: (() => Promise<void>)[] = []
+  if (sameDeploymentAs) {
+    database = sameDeploymentAs.database
+  } else if (driver === 'postgres') {
     const testDb = await createTestDatabase(label)
     database = await openPostgres(testDb.url, { max: 4 })
-    dropDatabase = testDb.drop
+    cleanups.push(() => database.close(), testDb.drop)
   } else {
     database = await openPglite()
+    cleanups.push(() => database.close())
+  }
+  let redis: TestRedis | undefined
+  const shared = sameDeploymentAs?.redis
+  if (shared) {
+    // Its own connection to the same keys, as another instance of the service would have.
+    redis = await createTestRedis(label, shared.url, shared.prefix)
+    cleanups.push(async () => redis!.client.destroy())
+  } else if (!sameDeploymentAs && store === 'redis') {
+    redis = await createTestRedis(label, redisUrl)
+    cleanups.push(() => redis!.close())
   }
   const config = testConfig(env)
-  const deps = buildDeps(config, database.db, createLogger('silent', false), clock)
+  const deps = await buildDeps(
+    config,
+    database.db,
+    sameDeploymentAs && !shared ? sameDeploymentAs.stores : stores(redis?.client as RedisClient | undefined, redis?.prefix ?? '', clock),
+    createLogger('silent', false),
+    clock,
+  )
   const app = createApp(deps)
 
   /** Calls the app in process, as a client would over HTTP. */
@@ -78,11 +129,12 @@ export async function createTestApp({ driver = 'postgres', env = {}, label = 'ap
     deps,
     clock,
     database,
+    redis,
+    stores: { sessions: deps.sessions, limiter: deps.limiter },
     call,
     registerUser,
     async close() {
-      await database.close()
-      await dropDatabase()
+      for (const cleanup of cleanups) await cleanup()
     },
   }
 }

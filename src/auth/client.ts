@@ -1,0 +1,12 @@
+/** Who is calling, as far as a session record and the rate limits need to know. */
+export type Client = { ip: string | null; userAgent: string | null }
+
+/**
+ * The caller's address: the socket's, or, behind `trustedHops` proxies, the entry they appended to
+ * X-Forwarded-For. Entries left of that are the client's own claims and are never trusted.
+ */
+export function clientAddress(request: Request, socketAddress: string | undefined, trustedHops: number): string | null {
+  if (trustedHops === 0) return socketAddress ?? null
+  const forwarded = (request.headers.get('x-forwarded-for') ?? '').split(',').map((entry) => entry.trim()).filter(Boolean)
+  return forwarded[forwarded.length - trustedHops] ?? socketAddress ?? null
+}

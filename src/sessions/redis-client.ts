@@ -1,0 +1,90 @@
+import { createHash } from 'node:crypto'
+import { createClient, type RedisClientType } from 'redis'
+import { StoreUnavailableError } from './store'
+
+/** The node-redis client the Redis-backed stores expect. */
+export type RedisClient = RedisClientType
+
+/** The subset of a pino/console logger used here. */
+export type RedisLogger = {
+  info(msg: string): void
+  warn(obj: object, msg: string): void
+}
+
+const MAX_BACKOFF_MS = 2_000
+// A blackholed connection would otherwise hang every authenticated request; fail and let the route answer 503.
+const COMMAND_TIMEOUT_MS = 1_000
+
+/** Exponential backoff with jitter, capped so recovery after an outage takes at most a couple of seconds. */
+export function reconnectDelay(retries: number): number {
+  return Math.min(50 * 2 ** retries, MAX_BACKOFF_MS) + Math.floor(Math.random() * 100)
+}
+
+/**
+ * Creates a client that reconnects forever and rejects commands immediately while disconnected.
+ * Resolves once connected, or after the first failed attempt (the client keeps retrying in the background),
+ * so a Redis outage at boot degrades to 503s instead of blocking startup.
+ */
+export async function connectRedis(url: string, logger: RedisLogger = console): Promise<RedisClient> {
+  const client: RedisClient = createClient({
+    url,
+    disableOfflineQueue: true,
+    commandOptions: { timeout: COMMAND_TIMEOUT_MS },
+    socket: { reconnectStrategy: reconnectDelay },
+  })
+  let healthy = true
+  // Without an 'error' listener node-redis' EventEmitter would throw and crash the process.
+  client.on('error', (err: unknown) => {
+    if (healthy) logger.warn({ err }, 'redis unavailable; commands fail until it is back')
+    healthy = false
+  })
+  client.on('ready', () => {
+    if (!healthy) logger.info('redis connection restored')
+    healthy = true
+  })
+  const connected = client.connect().then(
+    () => undefined,
+    (err: unknown) => logger.warn({ err }, 'redis client stopped connecting'),
+  )
+  let onFirstFailure = () => {}
+  const firstFailure = new Promise<void>((resolve) => (onFirstFailure = resolve))
+  client.once('error', onFirstFailure)
+  await Promise.race([connected, firstFailure])
+  client.off('error', onFirstFailure)
+  return client
+}
+
+/** A Lua script addressed by its SHA1 so only the hash travels on the hot path. */
+export type LuaScript = { source: string; sha: string }
+
+/** Prepares a Lua script for {@link runScript}. */
+export function luaScript(source: string): LuaScript {
+  return { source, sha: createHash('sha1').update(source).digest('hex') }
+}
+
+/** Runs a script with EVALSHA, loading it with EVAL when the server does not know it (e.g. after a restart). */
+export async function runScript(
+  client: RedisClient,
+  script: LuaScript,
+  keys: string[],
+  args: Array<string | number>,
+): Promise<unknown> {
+  const options = { keys, arguments: args.map(String) }
+  return redisCall(async () => {
+    try {
+      return await client.evalSha(script.sha, options)
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
+      return client.eval(script.source, options)
+    }
+  })
+}
+
+/** Runs a Redis command, turning any failure into {@link StoreUnavailableError}. */
+export async function redisCall<T>(command: () => Promise<T>): Promise<T> {
+  try {
+    return await command()
+  } catch (err) {
+    throw new StoreUnavailableError(err)
+  }
+}

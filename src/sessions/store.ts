@@ -1,0 +1,64 @@
+import type { TokenPair } from '../auth/tokens'
+import { ApiError } from '../errors'
+
+export type CreateSessionInput = {
+  sid: string
+  userId: string
+  refreshJti: string
+  ttlSeconds: number
+  ip: string | null
+  userAgent: string | null
+  now: number
+}
+
+export type RotateInput = {
+  sid: string
+  presentedJti: string
+  next: { refreshJti: string; pair: TokenPair }
+  graceSeconds: number
+  ttlSeconds: number
+  now: number
+}
+
+export type RotateResult =
+  { kind: 'rotated' } | { kind: 'grace'; pair: TokenPair } | { kind: 'reused' } | { kind: 'ended' }
+
+/** What a user sees about one of their sessions; times are epoch milliseconds. */
+export type SessionInfo = {
+  sid: string
+  createdAt: number
+  lastUsedAt: number
+  ip: string | null
+  userAgent: string | null
+}
+
+/** Token families: one per login, revoked by deleting it, checked on every request. */
+export interface SessionStore {
+  create(input: CreateSessionInput): Promise<void>
+  isActive(sid: string): Promise<boolean>
+  rotate(input: RotateInput): Promise<RotateResult>
+  end(sid: string): Promise<boolean>
+  endAllForUser(userId: string, options?: { except?: string }): Promise<number>
+  list(userId: string): Promise<SessionInfo[]>
+  owner(sid: string): Promise<string | null>
+}
+
+/** The backing store could not be reached: the request fails whole with a 503, and the client may retry. */
+export class StoreUnavailableError extends ApiError {
+  constructor(cause: unknown) {
+    super(503, 'service_unavailable', 'The session store is unavailable; try again shortly.', { 'retry-after': '1' })
+    this.cause = cause
+  }
+}
+
+// The User-Agent header is client-controlled; cap it so a session cannot be used to store arbitrary blobs.
+const MAX_USER_AGENT_LENGTH = 512
+const MAX_IP_LENGTH = 64
+
+/** Normalises client-supplied metadata: empty becomes null, long values are truncated. */
+export function sanitizeMetadata(ip: string | null, userAgent: string | null) {
+  return {
+    ip: ip ? ip.slice(0, MAX_IP_LENGTH) : null,
+    userAgent: userAgent ? userAgent.slice(0, MAX_USER_AGENT_LENGTH) : null,
+  }
+}

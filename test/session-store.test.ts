@@ -1,0 +1,344 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { randomUUID } from 'node:crypto'
+import { createServer, type AddressInfo } from 'node:net'
+import type { TokenPair } from '../src/auth/tokens'
+import { manualClock } from '../src/clock'
+import { createMemorySessionStore } from '../src/sessions/memory-store'
+import { connectRedis, type RedisClient } from '../src/sessions/redis-client'
+import { createRedisSessionStore } from '../src/sessions/redis-store'
+import { StoreUnavailableError, type SessionStore } from '../src/sessions/store'
+
+const REDIS_URL = 'redis://127.0.0.1:6379'
+const prefix = `test:sessions:${randomUUID()}:`
+const quiet = { info() {}, warn() {} }
+const GRACE_SECONDS = 10
+const TTL_SECONDS = 3600
+
+let client: RedisClient
+
+beforeAll(async () => {
+  client = await connectRedis(REDIS_URL, quiet)
+})
+
+afterAll(async () => {
+  for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
+    if (keys.length > 0) await client.del(keys)
+  }
+  await client.close()
+})
+
+type Harness = {
+  store: SessionStore
+  clock: ReturnType<typeof manualClock>
+  /** Lets time pass for TTL expiry, which Redis measures in real time. */
+  elapse(ms: number): Promise<void>
+}
+
+const harnesses: Array<[string, () => Harness]> = [
+  [
+    'memory',
+    () => {
+      const clock = manualClock()
+      return { clock, store: createMemorySessionStore({ clock }), elapse: async (ms) => clock.advance(ms) }
+    },
+  ],
+  [
+    'redis',
+    () => {
+      const clock = manualClock()
+      const elapse = async (ms: number) => {
+        clock.advance(ms)
+        await Bun.sleep(ms)
+      }
+      return { clock, store: createRedisSessionStore({ client, prefix }), elapse }
+    },
+  ],
+]
+
+const pairOf = (n: number | string): TokenPair => ({ refresh: `refresh-${n}`, access: `access-${n}` })
+
+describe.each(harnesses)('%s session store', (_name, make) => {
+  let h: Harness
+  beforeEach(() => {
+    h = make()
+  })
+
+  async function start(userId = randomUUID(), ttlSeconds = TTL_SECONDS) {
+    const sid = randomUUID()
+    await h.store.create({
+      sid,
+      userId,
+      refreshJti: 'j0',
+      ttlSeconds,
+      ip: '203.0.113.7',
+      userAgent: 'test-agent',
+      now: h.clock.now(),
+    })
+    return sid
+  }
+
+  function rotate(sid: string, presentedJti: string, n: number | string) {
+    return h.store.rotate({
+      sid,
+      presentedJti,
+      next: { refreshJti: `j${n}`, pair: pairOf(n) },
+      graceSeconds: GRACE_SECONDS,
+      ttlSeconds: TTL_SECONDS,
+      now: h.clock.now(),
+    })
+  }
+
+  test('create makes the session active and owned', async () => {
+    const userId = randomUUID()
+    const sid = await start(userId)
+    expect(await h.store.isActive(sid)).toBe(true)
+    expect(await h.store.owner(sid)).toBe(userId)
+    expect(await h.store.isActive(randomUUID())).toBe(false)
+    expect(await h.store.owner(randomUUID())).toBeNull()
+  })
+
+  test('the rotated-away token within grace gets the identical successor pair', async () => {
+    const sid = await start()
+    expect(await rotate(sid, 'j0', 1)).toEqual({ kind: 'rotated' })
+    h.clock.advance(5_000)
+    expect(await rotate(sid, 'j0', 2)).toEqual({ kind: 'grace', pair: pairOf(1) })
+    expect(await h.store.isActive(sid)).toBe(true)
+    expect(await rotate(sid, 'j1', 3)).toEqual({ kind: 'rotated' })
+  })
+
+  test('the rotated-away token after grace is theft and ends the session', async () => {
+    const sid = await start()
+    await rotate(sid, 'j0', 1)
+    h.clock.advance(GRACE_SECONDS * 1000 + 1)
+    expect(await rotate(sid, 'j0', 2)).toEqual({ kind: 'reused' })
+    expect(await h.store.isActive(sid)).toBe(false)
+    expect(await rotate(sid, 'j1', 3)).toEqual({ kind: 'ended' })
+  })
+
+  test('a token older than the previous one is theft even within grace', async () => {
+    const sid = await start()
+    await rotate(sid, 'j0', 1)
+    await rotate(sid, 'j1', 2)
+    expect(await rotate(sid, 'j0', 3)).toEqual({ kind: 'reused' })
+    expect(await h.store.isActive(sid)).toBe(false)
+  })
+
+  test('concurrent rotations of one token mint exactly one successor', async () => {
+    const sid = await start()
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => rotate(sid, 'j0', `c${i}`)))
+    const winners = results.flatMap((r, i) => (r.kind === 'rotated' ? [i] : []))
+    expect(winners).toHaveLength(1)
+    const winnerPair = pairOf(`c${winners[0]}`)
+    const losers = results.filter((r) => r.kind !== 'rotated')
+    expect(losers).toHaveLength(9)
+    for (const loser of losers) expect(loser).toEqual({ kind: 'grace', pair: winnerPair })
+    expect(await rotate(sid, `jc${winners[0]}`, 'after')).toEqual({ kind: 'rotated' })
+  })
+
+  test('end revokes once', async () => {
+    const sid = await start()
+    expect(await h.store.end(sid)).toBe(true)
+    expect(await h.store.isActive(sid)).toBe(false)
+    expect(await h.store.end(sid)).toBe(false)
+    expect(await rotate(sid, 'j0', 1)).toEqual({ kind: 'ended' })
+  })
+
+  test('endAllForUser spares the excepted session and other users', async () => {
+    const userId = randomUUID()
+    const [keep, a, b] = [await start(userId), await start(userId), await start(userId)]
+    const stranger = await start()
+    expect(await h.store.endAllForUser(userId, { except: keep })).toBe(2)
+    expect(await h.store.isActive(keep)).toBe(true)
+    expect(await h.store.isActive(a)).toBe(false)
+    expect(await h.store.isActive(b)).toBe(false)
+    expect(await h.store.isActive(stranger)).toBe(true)
+    expect(await h.store.endAllForUser(userId)).toBe(1)
+    expect(await h.store.isActive(keep)).toBe(false)
+  })
+
+  test('list shows live sessions with metadata and drops ended ones', async () => {
+    const userId = randomUUID()
+    const createdAt = h.clock.now()
+    const first = await start(userId)
+    h.clock.advance(1_000)
+    const second = await start(userId)
+    h.clock.advance(1_000)
+    await rotate(first, 'j0', 1)
+
+    expect(await h.store.list(userId)).toEqual([
+      { sid: first, createdAt, lastUsedAt: createdAt + 2_000, ip: '203.0.113.7', userAgent: 'test-agent' },
+      {
+        sid: second,
+        createdAt: createdAt + 1_000,
+        lastUsedAt: createdAt + 1_000,
+        ip: '203.0.113.7',
+        userAgent: 'test-agent',
+      },
+    ])
+    await h.store.end(first)
+    expect((await h.store.list(userId)).map((s) => s.sid)).toEqual([second])
+  })
+
+  test('metadata is optional and bounded', async () => {
+    const userId = randomUUID()
+    const sid = randomUUID()
+    const userAgent = 'x'.repeat(10_000)
+    await h.store.create({ sid, userId, refreshJti: 'j0', ttlSeconds: 60, ip: null, userAgent, now: h.clock.now() })
+    const [info] = await h.store.list(userId)
+    expect(info?.ip).toBeNull()
+    expect(info?.userAgent).toHaveLength(512)
+  })
+
+  test('expired sessions are inactive and vanish from list', async () => {
+    const userId = randomUUID()
+    const shortLived = await start(userId, 1)
+    const longLived = await start(userId)
+    await h.elapse(1_100)
+    expect(await h.store.isActive(shortLived)).toBe(false)
+    expect(await h.store.owner(shortLived)).toBeNull()
+    expect((await h.store.list(userId)).map((s) => s.sid)).toEqual([longLived])
+  })
+})
+
+describe('redis session keys', () => {
+  const store = () => createRedisSessionStore({ client, prefix })
+
+  test('every key carries a TTL', async () => {
+    const sid = randomUUID()
+    const userId = randomUUID()
+    const now = Date.now()
+    await store().create({ sid, userId, refreshJti: 'j0', ttlSeconds: 600, ip: null, userAgent: null, now })
+    await store().rotate({
+      sid,
+      presentedJti: 'j0',
+      next: { refreshJti: 'j1', pair: pairOf(1) },
+      graceSeconds: 5,
+      ttlSeconds: 900,
+      now,
+    })
+    const session = await client.ttl(`${prefix}session:${sid}`)
+    const index = await client.ttl(`${prefix}user-sessions:${userId}`)
+    const successor = await client.pTTL(`${prefix}session:${sid}:successor`)
+    expect(session).toBeGreaterThan(600)
+    expect(session).toBeLessThanOrEqual(900)
+    expect(index).toBeGreaterThan(600)
+    expect(successor).toBeGreaterThan(0)
+    expect(successor).toBeLessThanOrEqual(5_000)
+  })
+
+  test('rotation restores an evicted user index so ending all sessions still finds it', async () => {
+    const sid = randomUUID()
+    const userId = randomUUID()
+    const now = Date.now()
+    await store().create({ sid, userId, refreshJti: 'j0', ttlSeconds: 600, ip: null, userAgent: null, now })
+    await client.del(`${prefix}user-sessions:${userId}`)
+    const next = { refreshJti: 'j1', pair: pairOf(1) }
+    await store().rotate({ sid, presentedJti: 'j0', next, graceSeconds: 5, ttlSeconds: 600, now })
+    expect(await store().endAllForUser(userId)).toBe(1)
+    expect(await store().isActive(sid)).toBe(false)
+  })
+
+  test('index members whose session key expired are pruned', async () => {
+    const userId = randomUUID()
+    const sids = [randomUUID(), randomUUID()]
+    for (const sid of sids) {
+      await store().create({
+        sid,
+        userId,
+        refreshJti: 'j0',
+        ttlSeconds: 600,
+        ip: null,
+        userAgent: null,
+        now: Date.now(),
+      })
+    }
+    await client.del(`${prefix}session:${sids[0]}`)
+    expect((await store().list(userId)).map((s) => s.sid)).toEqual([sids[1]!])
+    expect(await client.sMembers(`${prefix}user-sessions:${userId}`)).toEqual([sids[1]!])
+  })
+})
+
+describe('redis outage', () => {
+  async function freePort(): Promise<number> {
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as AddressInfo
+    await new Promise((resolve) => server.close(resolve))
+    return port
+  }
+
+  async function startRedis(port: number) {
+    const proc = Bun.spawn(
+      ['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      { stdout: 'ignore', stderr: 'ignore' },
+    )
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const listening = await Bun.connect({ hostname: '127.0.0.1', port, socket: { data() {} } }).then(
+        (socket) => (socket.end(), true),
+        () => false,
+      )
+      if (listening) return proc
+      await Bun.sleep(50)
+    }
+    proc.kill()
+    throw new Error(`redis-server did not start on ${port}`)
+  }
+
+  async function timeToFailure(call: () => Promise<unknown>) {
+    const started = performance.now()
+    const error = await call().then(
+      () => null,
+      (err: unknown) => err,
+    )
+    expect(error).toBeInstanceOf(StoreUnavailableError)
+    return performance.now() - started
+  }
+
+  test('fails fast while down and recovers by itself', async () => {
+    const port = await freePort()
+    let server = await startRedis(port)
+    const warnings: object[] = []
+    const logger = { info() {}, warn: (obj: object) => void warnings.push(obj) }
+    const throwaway = await connectRedis(`redis://127.0.0.1:${port}`, logger)
+    try {
+      const store = createRedisSessionStore({ client: throwaway, prefix })
+      expect(await store.isActive('missing')).toBe(false)
+
+      server.kill()
+      await server.exited
+      // The first call may race the client noticing the closed socket; the client's command timeout bounds it.
+      expect(await timeToFailure(() => store.isActive('missing'))).toBeLessThan(1_000)
+      // Once the drop is known, calls are refused without waiting on the network.
+      for (let i = 0; i < 5; i++) expect(await timeToFailure(() => store.isActive('missing'))).toBeLessThan(50)
+      await timeToFailure(() => store.end('missing'))
+
+      server = await startRedis(port)
+      const deadline = Date.now() + 5_000
+      while (
+        !(await store.isActive('missing').then(
+          () => true,
+          () => false,
+        ))
+      ) {
+        expect(Date.now()).toBeLessThan(deadline)
+        await Bun.sleep(100)
+      }
+      const sid = randomUUID()
+      await store.create({
+        sid,
+        userId: 'u',
+        refreshJti: 'j0',
+        ttlSeconds: 60,
+        ip: null,
+        userAgent: null,
+        now: Date.now(),
+      })
+      expect(await store.isActive(sid)).toBe(true)
+      expect(warnings.length).toBeGreaterThan(0)
+    } finally {
+      throwaway.destroy()
+      server.kill()
+      await server.exited
+    }
+  }, 15_000)
+})

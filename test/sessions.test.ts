@@ -1,0 +1,219 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { decodeJwt } from 'jose'
+import { createTestApp, type TestApp } from './support/app'
+
+// Every case runs on Redis and on the in-process store: the embedded default must behave the same.
+for (const store of ['redis', 'memory'] as const) {
+  describe(`sessions on ${store}`, () => {
+    let t: TestApp
+    beforeAll(async () => {
+      t = await createTestApp({ label: `sessions_${store}`, store, env: { TRUSTED_PROXY_HOPS: '1' } })
+    })
+    afterAll(() => t.close())
+
+    const refresh = (token: string) => t.call('POST', '/api/users/refresh/', { body: { refresh: token } })
+    const me = (access: string) => t.call('GET', '/api/users/me/', { token: access })
+    const afterGrace = () => t.clock.advance(11_000)
+
+    test('refresh returns a working pair and the presented token stops working after the grace period', async () => {
+      const user = await t.registerUser()
+      const rotated = await refresh(user.refresh)
+      expect(rotated.status).toBe(200)
+      expect((await me(rotated.body.access)).status).toBe(200)
+      afterGrace()
+      const again = await refresh(user.refresh)
+      expect(again.status).toBe(401)
+      expect(again.body.code).toBe('token_not_valid')
+    })
+
+    test('a just-rotated token presented again within the grace period gets the same successor pair', async () => {
+      const user = await t.registerUser()
+      const first = await refresh(user.refresh)
+      t.clock.advance(5_000)
+      const second = await refresh(user.refresh)
+      expect(second.status).toBe(200)
+      expect(second.body).toEqual(first.body)
+    })
+
+    test('reuse after the grace period ends the whole session, the newest tokens included', async () => {
+      const user = await t.registerUser()
+      const newest = (await refresh(user.refresh)).body
+      afterGrace()
+      expect((await refresh(user.refresh)).status).toBe(401)
+      expect((await me(newest.access)).status).toBe(401)
+      expect((await refresh(newest.refresh)).status).toBe(401)
+    })
+
+    test('concurrent refreshes with one token continue a single family', async () => {
+      const user = await t.registerUser()
+      const responses = await Promise.all(Array.from({ length: 10 }, () => refresh(user.refresh)))
+      expect(responses.map((response) => response.status)).toEqual(Array(10).fill(200))
+      expect(new Set(responses.map((response) => response.body.refresh)).size).toBe(1)
+      const [winner] = responses
+      expect((await refresh(winner!.body.refresh)).status).toBe(200)
+    })
+
+    test('logout ends that session only, its access token included', async () => {
+      const user = await t.registerUser()
+      const other = (await t.call('POST', '/api/users/login/', { body: { email: user.email, password: user.password } })).body
+      const response = await t.call('POST', '/api/users/logout/', { token: user.access, body: { refresh: user.refresh } })
+      expect(response.status).toBe(204)
+      expect((await me(user.access)).status).toBe(401)
+      expect((await refresh(user.refresh)).status).toBe(401)
+      expect((await me(other.access)).status).toBe(200)
+    })
+
+    test("logout refuses another user's refresh token and ends nothing", async () => {
+      const user = await t.registerUser()
+      const victim = await t.registerUser()
+      const response = await t.call('POST', '/api/users/logout/', { token: user.access, body: { refresh: victim.refresh } })
+      expect(response.status).toBe(400)
+      expect(response.body).toEqual({ refresh: ['Token is invalid or expired'] })
+      expect((await me(victim.access)).status).toBe(200)
+    })
+
+    test('logout-all ends every session of the user and no one else’s', async () => {
+      const user = await t.registerUser()
+      const second = (await t.call('POST', '/api/users/login/', { body: { email: user.email, password: user.password } })).body
+      const bystander = await t.registerUser()
+      expect((await t.call('POST', '/api/users/logout-all/', { token: user.access })).status).toBe(204)
+      for (const access of [user.access, second.access]) expect((await me(access)).status).toBe(401)
+      for (const token of [user.refresh, second.refresh]) expect((await refresh(token)).status).toBe(401)
+      expect((await me(bystander.access)).status).toBe(200)
+    })
+
+    test("a password change ends every other session and keeps the caller's", async () => {
+      const user = await t.registerUser()
+      const other = (await t.call('POST', '/api/users/login/', { body: { email: user.email, password: user.password } })).body
+      const changed = await t.call('PATCH', '/api/users/update/', {
+        token: user.access,
+        body: { password: 'a-brand-new-passphrase', current_password: user.password },
+      })
+      expect(changed.status).toBe(200)
+      expect((await me(user.access)).status).toBe(200)
+      expect((await refresh(user.refresh)).status).toBe(200)
+      expect((await me(other.access)).status).toBe(401)
+      expect((await refresh(other.refresh)).status).toBe(401)
+    })
+
+    test('a name change ends no session', async () => {
+      const user = await t.registerUser()
+      const other = (await t.call('POST', '/api/users/login/', { body: { email: user.email, password: user.password } })).body
+      await t.call('PATCH', '/api/users/update/', { token: user.access, body: { full_name: 'Renamed' } })
+      expect((await me(other.access)).status).toBe(200)
+    })
+
+    test('deleting the account ends all of its sessions', async () => {
+      const user = await t.registerUser()
+      const other = (await t.call('POST', '/api/users/login/', { body: { email: user.email, password: user.password } })).body
+      expect((await t.call('DELETE', `/api/users/${user.id}/`, { token: user.access })).status).toBe(204)
+      for (const token of [user.access, other.access]) expect(await t.deps.sessions.isActive(decodeJwt(token).sid as string)).toBe(false)
+    })
+
+    test('the session list shows each live session with its client and marks the current one', async () => {
+      const user = await t.registerUser()
+      const second = await t.call('POST', '/api/users/login/', {
+        body: { email: user.email, password: user.password },
+        headers: { 'user-agent': 'TestBrowser/1.0', 'x-forwarded-for': '203.0.113.7' },
+      })
+      const list = await t.call('GET', '/api/users/sessions/', { token: second.body.access })
+      expect(list.status).toBe(200)
+      expect(list.body).toHaveLength(2)
+      const current = list.body.find((session: { current: boolean }) => session.current)
+      expect(current).toMatchObject({ id: decodeJwt(second.body.access).sid, ip_address: '203.0.113.7', user_agent: 'TestBrowser/1.0' })
+      expect(Date.parse(current.created_at)).toBe(t.clock.now())
+      expect(Date.parse(current.last_used_at)).toBe(t.clock.now())
+    })
+
+    test("one session can be ended by id, and another user's is a 404", async () => {
+      const user = await t.registerUser()
+      const stranger = await t.registerUser()
+      const sid = decodeJwt(user.access).sid as string
+      const forbidden = await t.call('DELETE', `/api/users/sessions/${sid}/`, { token: stranger.access })
+      expect(forbidden.status).toBe(404)
+      expect((await me(user.access)).status).toBe(200)
+      const second = (await t.call('POST', '/api/users/login/', { body: { email: user.email, password: user.password } })).body
+      expect((await t.call('DELETE', `/api/users/sessions/${sid}/`, { token: second.access })).status).toBe(204)
+      expect((await me(user.access)).status).toBe(401)
+      expect((await me(second.access)).status).toBe(200)
+    })
+
+    describe('brute-force limits', () => {
+      const login = (email: string, password: string, ip = '198.51.100.1') =>
+        t.call('POST', '/api/users/login/', { body: { email, password }, headers: { 'x-forwarded-for': ip } })
+
+      test('failed logins are limited per account with Retry-After, and a limited attempt hashes nothing', async () => {
+        const user = await t.registerUser()
+        for (let i = 0; i < 10; i++) expect((await login(user.email, 'wrong-password', `192.0.2.${i}`)).status).toBe(400)
+        const { passwords } = t.deps
+        let hashed = 0
+        t.deps.passwords = { ...passwords, verify: (...args) => (hashed++, passwords.verify(...args)), verifyDummy: (p) => (hashed++, passwords.verifyDummy(p)) }
+        const limited = await login(user.email, user.password, '192.0.2.99')
+        t.deps.passwords = passwords
+        expect(limited.status).toBe(429)
+        expect(limited.body.code).toBe('throttled')
+        expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0)
+        expect(hashed).toBe(0)
+        t.clock.advance(15 * 60 * 1000 + 1000)
+        expect((await login(user.email, user.password)).status).toBe(200)
+      })
+
+      test('a mistyped password twice bothers no one, and success clears the count', async () => {
+        const user = await t.registerUser()
+        for (let round = 0; round < 4; round++) {
+          for (let i = 0; i < 3; i++) expect((await login(user.email, 'typo-password')).status).toBe(400)
+          expect((await login(user.email, user.password)).status).toBe(200)
+        }
+      })
+
+      test('failed logins are limited per address across accounts', async () => {
+        const ip = '198.51.100.77'
+        for (let i = 0; i < 100; i++) expect((await login(`nobody${i}@example.com`, 'wrong-password', ip)).status).toBe(400)
+        const limited = await login('someone-else@example.com', 'wrong-password', ip)
+        expect(limited.status).toBe(429)
+        expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0)
+        expect((await login('someone-else@example.com', 'wrong-password', '198.51.100.78')).status).toBe(400)
+      })
+
+      test('registrations are limited per address', async () => {
+        const register = (i: number) =>
+          t.call('POST', '/api/users/register/', {
+            body: { email: `burst${i}-${crypto.randomUUID()}@example.com`, full_name: 'Burst', password: 'a-long-unusual-passphrase' },
+            headers: { 'x-forwarded-for': '198.51.100.200' },
+          })
+        for (let i = 0; i < 20; i++) expect((await register(i)).status).toBe(200)
+        const limited = await register(21)
+        expect(limited.status).toBe(429)
+        expect(limited.headers.get('retry-after')).toBeTruthy()
+      })
+    })
+  })
+}
+
+describe('several instances on one Redis', () => {
+  let first: TestApp
+  let second: TestApp
+  beforeAll(async () => {
+    first = await createTestApp({ label: 'instances' })
+    second = await createTestApp({ sameDeploymentAs: first })
+  })
+  afterAll(async () => {
+    await second.close()
+    await first.close()
+  })
+
+  test('a session ended on one instance is refused on the other at once', async () => {
+    const user = await first.registerUser()
+    expect((await second.call('GET', '/api/users/me/', { token: user.access })).status).toBe(200)
+    expect((await second.call('POST', '/api/users/logout/', { token: user.access, body: { refresh: user.refresh } })).status).toBe(204)
+    for (const instance of [first, second]) expect((await instance.call('GET', '/api/users/me/', { token: user.access })).status).toBe(401)
+  })
+
+  test('a refresh token rotated on one instance is reuse on the other after the grace period', async () => {
+    const user = await first.registerUser()
+    const rotated = await first.call('POST', '/api/users/refresh/', { body: { refresh: user.refresh } })
+    first.clock.advance(11_000)
+    expect((await second.call('POST', '/api/users/refresh/', { body: { refresh: user.refresh } })).status).toBe(401)
+    expect((await first.call('GET', '/api/users/me/', { token: rotated.body.access })).status).toBe(401)
+  })
+})
