@@ -42,7 +42,11 @@ export async function login(deps: AuthDeps, email: string, password: string, cli
     throw new FieldErrors({ email: [INVALID_CREDENTIALS], password: [INVALID_CREDENTIALS] })
   }
   await deps.limiter.reset(rules[0]![0])
-  await recordLogin(deps.db, user.id, new Date(deps.clock.now()))
+  // Old formats (and argon2id below today's cost) are upgraded now, while the plain password is at hand.
+  const rehashed = deps.passwords.needsRehash(user.passwordHash)
+    ? await deps.passwords.hash(deps.passwords.canonical(password, user.passwordHash))
+    : undefined
+  await recordLogin(deps.db, user, new Date(deps.clock.now()), rehashed)
   return startSession(deps, user.id, client)
 }
 

@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm'
+import { and, eq } from 'drizzle-orm'
 import { isCommonPassword, type Passwords } from '../auth/passwords'
 import type { Clock } from '../clock'
 import type { Database } from '../db'
@@ -85,8 +85,14 @@ export async function deleteUser(db: Database, id: string, beforeCommit: BeforeC
   })
 }
 
-export async function recordLogin(db: Database, id: string, at: Date) {
-  await db.update(users).set({ lastLogin: at }).where(eq(users.id, id))
+/** Stamps the login time and, when given, replaces the hash that just verified (not one changed meanwhile). */
+export async function recordLogin(db: Database, user: UserRow, at: Date, newPasswordHash?: string) {
+  await db.update(users).set({ lastLogin: at }).where(eq(users.id, user.id))
+  if (newPasswordHash)
+    await db
+      .update(users)
+      .set({ passwordHash: newPasswordHash })
+      .where(and(eq(users.id, user.id), eq(users.passwordHash, user.passwordHash)))
 }
 
 function checkPasswordStrength(password: string) {
