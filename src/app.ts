@@ -5,6 +5,7 @@ import { authRoutes } from './auth/routes'
 import { jsonBodies } from './body'
 import type { Deps } from './deps'
 import { errorsPlugin } from './errors'
+import { relayWakeup } from './events/plugin'
 import { usersRoutes } from './users/routes'
 
 /** The whole HTTP API over the given dependencies; opens no connection itself. */
@@ -23,6 +24,7 @@ export function createApp(deps: Deps) {
         },
       }),
     )
+    .use(relayWakeup(deps.relay))
     .use(jsonBodies(deps.config.maxBodyBytes))
     .use(authRoutes(deps))
     .use(usersRoutes(deps))

@@ -1,8 +1,10 @@
 import { createPasswords, type Passwords } from './auth/passwords'
 import { createTokens, type Tokens } from './auth/tokens'
 import { systemClock, type Clock } from './clock'
-import type { Config } from './config'
+import { targetQueues, type Config } from './config'
 import { openPglite, openPostgres, type Database, type DbHandle } from './db'
+import { createAmqpPublisher, type AmqpPublisherOptions, type Publisher } from './events/publisher'
+import { createRelay, type Relay } from './events/relay'
 import type { Logger } from './logger'
 
 /** Everything that touches the outside world, built once and passed to createApp. */
@@ -13,23 +15,48 @@ export type Deps = {
   logger: Logger
   passwords: Passwords
   tokens: Tokens
+  relay: Relay
 }
 
-/** The one place that connects: Postgres when configured, PGlite in DATA_DIR otherwise. */
+/** The one place that connects: Postgres when configured, PGlite in DATA_DIR otherwise; RabbitMQ when configured. */
 export async function createDeps(
   config: Config & { secretKey: string },
   logger: Logger,
   clock: Clock = systemClock,
-): Promise<{ deps: Deps; database: DbHandle }> {
-  const database = config.databaseUrl ? await openPostgres(config.databaseUrl) : await openPglite(`${config.dataDir}/pglite`)
-  return { deps: buildDeps(config, database.db, logger, clock), database }
+): Promise<{ deps: Deps; database: DbHandle; publisher: Publisher | undefined }> {
+  const database = await openDatabase(config)
+  const publisher = config.amqpUrl ? createPublisher(config, config.amqpUrl, logger) : undefined
+  return { deps: buildDeps(config, database, logger, clock, publisher), database, publisher }
 }
 
-/** Deps over an already open database (tests use this with their own database and clock). */
-export function buildDeps(config: Config & { secretKey: string }, db: Database, logger: Logger, clock: Clock): Deps {
+/** Opens (and migrates) the configured database alone, for the commands that need nothing else. */
+export const openDatabase = (config: Config): Promise<DbHandle> =>
+  config.databaseUrl ? openPostgres(config.databaseUrl) : openPglite(`${config.dataDir}/pglite`)
+
+/** The RabbitMQ publisher the configuration describes; it connects in the background and never blocks start-up. */
+export function createPublisher(config: Config, url: string, logger: Logger, overrides: Partial<AmqpPublisherOptions> = {}): Publisher {
+  return createAmqpPublisher({
+    url,
+    queues: targetQueues(config),
+    exchange: config.eventsExchange,
+    queueDurable: config.queueDurable,
+    logger: logger.child({ component: 'amqp-publisher' }),
+    ...overrides,
+  })
+}
+
+/** Deps over an already open database and publisher (tests use this with their own database, clock and publisher). */
+export function buildDeps(
+  config: Config & { secretKey: string },
+  database: DbHandle,
+  logger: Logger,
+  clock: Clock,
+  publisher?: Publisher,
+): Deps {
+  const relay = createRelay({ database, publisher, logger, clock, options: config.outbox })
   return {
     config,
-    db,
+    db: database.db,
     clock,
     logger,
     passwords: createPasswords(config.argon2),
@@ -43,5 +70,6 @@ export function buildDeps(config: Config & { secretKey: string }, db: Database, 
       },
       clock,
     ),
+    relay,
   }
 }

@@ -26,7 +26,9 @@ describe('the embedded default', () => {
     const { access } = (await registered.json()) as { access: string }
     first.kill('SIGTERM')
     expect(await first.exited).toBe(0)
-    expect(await new Response(first.stdout).text()).toContain('SECRET_KEY is not set')
+    const log = await new Response(first.stdout).text()
+    expect(log).toContain('SECRET_KEY is not set')
+    expect(log.match(/no broker configured/g)).toHaveLength(1)
 
     const second = spawnMain(['serve'], { DATA_DIR: dataDir, PORT: String(port) })
     await waitForPort(port)

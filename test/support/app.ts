@@ -1,10 +1,12 @@
+import pino from 'pino'
 import postgres from 'postgres'
 import { createApp } from '../../src/app'
 import { manualClock } from '../../src/clock'
 import { loadConfig, type Config } from '../../src/config'
 import { openPglite, openPostgres, type DbHandle } from '../../src/db'
 import { buildDeps } from '../../src/deps'
-import { createLogger } from '../../src/logger'
+import type { Publisher } from '../../src/events/publisher'
+import { createLogger, type Logger } from '../../src/logger'
 
 export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 export const TEST_SECRET = 'test-secret-key-that-is-long-enough-for-hs256'
@@ -25,22 +27,36 @@ export async function createTestDatabase(label: string) {
   }
 }
 
-export type TestAppOptions = { driver?: 'postgres' | 'pglite'; env?: Record<string, string>; label?: string }
+export type TestAppOptions = {
+  driver?: 'postgres' | 'pglite'
+  env?: Record<string, string>
+  label?: string
+  /** Another app's database, shared rather than created (and left for its owner to drop). */
+  databaseUrl?: string
+  /** Builds the app's RabbitMQ publisher from its config; none by default, so events stay in the outbox. */
+  publisher?: (config: Config, logger: Logger) => Publisher
+  logger?: Logger
+}
 
 /** A complete app on a fresh database with a manual clock and a cheap password hash. */
-export async function createTestApp({ driver = 'postgres', env = {}, label = 'app' }: TestAppOptions = {}) {
+export async function createTestApp({ driver = 'postgres', env = {}, label = 'app', databaseUrl, publisher: makePublisher, logger = createLogger('silent', false) }: TestAppOptions = {}) {
   const clock = manualClock()
   let database: DbHandle
   let dropDatabase = async () => {}
-  if (driver === 'postgres') {
-    const testDb = await createTestDatabase(label)
-    database = await openPostgres(testDb.url, { max: 4 })
-    dropDatabase = testDb.drop
-  } else {
+  let url = databaseUrl
+  if (driver === 'pglite') {
     database = await openPglite()
+  } else if (url) {
+    database = await openPostgres(url, { max: 4 })
+  } else {
+    const testDb = await createTestDatabase(label)
+    url = testDb.url
+    database = await openPostgres(url, { max: 4 })
+    dropDatabase = testDb.drop
   }
   const config = testConfig(env)
-  const deps = buildDeps(config, database.db, createLogger('silent', false), clock)
+  const publisher = makePublisher?.(config, logger)
+  const deps = buildDeps(config, database, logger, clock, publisher)
   const app = createApp(deps)
 
   /** Calls the app in process, as a client would over HTTP. */
@@ -78,9 +94,13 @@ export async function createTestApp({ driver = 'postgres', env = {}, label = 'ap
     deps,
     clock,
     database,
+    databaseUrl: url,
+    publisher,
     call,
     registerUser,
     async close() {
+      await deps.relay.stop({ deadlineMs: 1_000 })
+      await publisher?.close()
       await database.close()
       await dropDatabase()
     },
@@ -99,4 +119,11 @@ const tryJson = (text: string) => {
   } catch {
     return text
   }
+}
+
+/** A logger that keeps its lines for the test to read. */
+export function capturingLogger() {
+  const lines: { level: number; msg: string; [key: string]: unknown }[] = []
+  const logger: Logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) })
+  return { logger, lines }
 }
