@@ -6,6 +6,7 @@ import { jsonBodies } from './body'
 import type { Deps } from './deps'
 import { errorsPlugin } from './errors'
 import { relayWakeup } from './events/plugin'
+import { healthRoutes } from './health/routes'
 import { usersRoutes } from './users/routes'
 
 /** The whole HTTP API over the given dependencies; opens no connection itself. */
@@ -25,6 +26,7 @@ export function createApp(deps: Deps) {
       }),
     )
     .use(relayWakeup(deps.relay))
+    .use(healthRoutes(deps.readiness))
     .use(jsonBodies(deps.config.maxBodyBytes))
     .use(authRoutes(deps))
     .use(usersRoutes(deps))

@@ -5,6 +5,7 @@ import { targetQueues, type Config } from './config'
 import { openPglite, openPostgres, type Database, type DbHandle } from './db'
 import { createAmqpPublisher, type AmqpPublisherOptions, type Publisher } from './events/publisher'
 import { createRelay, type Relay } from './events/relay'
+import { brokerCheck, databaseCheck, outboxCheck, type ReadinessCheck } from './health/checks'
 import type { Logger } from './logger'
 
 /** Everything that touches the outside world, built once and passed to createApp. */
@@ -16,6 +17,8 @@ export type Deps = {
   passwords: Passwords
   tokens: Tokens
   relay: Relay
+  /** What GET /health/ready checks: one entry per configured backing service. */
+  readiness: ReadinessCheck[]
 }
 
 /** The one place that connects: Postgres when configured, PGlite in DATA_DIR otherwise; RabbitMQ when configured. */
@@ -71,5 +74,6 @@ export function buildDeps(
       clock,
     ),
     relay,
+    readiness: [databaseCheck(database), ...(publisher ? [brokerCheck(publisher)] : []), outboxCheck(relay)],
   }
 }

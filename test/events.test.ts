@@ -127,7 +127,7 @@ describe('order and atomicity', () => {
   })
 })
 
-describe('latency', () => {
+describe('latency and readiness', () => {
   test('a PUT /update/ reaches the queue within milliseconds of its response, long before the sweep', async () => {
     const user = await t.registerUser()
     await waitFor(async () => (await t.deps.relay.status()).pending === 0, 'the created event to be published')
@@ -140,5 +140,13 @@ describe('latency', () => {
     await waitFor(() => received(user.id, queues[0]!).length === 2, 'the updated event')
     // The sweep runs every 5 s: only the after-response wake-up explains an arrival this soon.
     expect(received(user.id, queues[0]!)[1]!.receivedAt - respondedAt).toBeLessThan(500)
+  })
+
+  test('/health/ready names the database, the broker and the outbox, all up', async () => {
+    const response = await t.call('GET', '/health/ready')
+    expect(response.status).toBe(200)
+    expect(response.body.status).toBe('ok')
+    expect(Object.keys(response.body.checks).sort()).toEqual(['broker', 'database', 'outbox'])
+    for (const check of Object.values(response.body.checks)) expect(check).toMatchObject({ status: 'up' })
   })
 })

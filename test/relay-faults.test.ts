@@ -64,7 +64,7 @@ async function renameQuietly(app: TestApp, userId: string, fullName: string) {
   await updateUser(app.deps, (await findUserById(app.deps.db, userId))!, { full_name: fullName })
 }
 
-test('during a broker outage requests stay fast; afterwards every event arrives exactly once, in order', async () => {
+test('during a broker outage requests stay fast and readiness says so; afterwards every event arrives exactly once, in order', async () => {
   const { proxy, url } = await brokerProxy()
   const app = await eventsApp({ url })
   await waitFor(connected(app), 'the publisher to connect')
@@ -78,6 +78,11 @@ test('during a broker outage requests stay fast; afterwards every event arrives 
     expect((await rename(app, user, `Outage ${i}`)).status).toBe(200)
     expect(performance.now() - startedAt).toBeLessThan(250)
   }
+  const ready = await app.call('GET', '/health/ready')
+  expect(ready.status).toBe(503)
+  expect(ready.body).toMatchObject({ code: 'not_ready', checks: { broker: { status: 'down' }, database: { status: 'up' } } })
+  expect(ready.body.detail).toContain('broker')
+
   proxy.restore()
   await waitFor(() => received(user.id).length >= 6, 'the backlog', 10_000)
   // Room for a duplicate to show up, were there one.
@@ -92,6 +97,7 @@ test('the service starts and serves with the broker unreachable, and delivers th
   const app = await eventsApp({ url })
   const user = await app.registerUser({ full_name: 'Early 1' })
   expect((await rename(app, user, 'Early 2')).status).toBe(200)
+  expect((await app.call('GET', '/health/ready')).body.checks.broker.status).toBe('down')
   expect(await outboxIds(app, user.id)).toHaveLength(2)
 
   proxy.restore()
@@ -121,7 +127,7 @@ test('two app instances on one database publish each event exactly once, and eac
   }
 }, 20_000)
 
-test('a poison event is given up after the maximum attempts and logged, while other users flow and its user waits behind it', async () => {
+test('a poison event is given up after the maximum attempts and reported, while other users flow and its user waits behind it', async () => {
   const { logger, lines } = capturingLogger()
   const app = await eventsApp({ env: { OUTBOX_MAX_ATTEMPTS: '3' }, logger, publisher: refusing('Poison Pill') })
   await waitFor(connected(app), 'the publisher to connect')
@@ -141,6 +147,10 @@ test('a poison event is given up after the maximum attempts and logged, while ot
   expect(poison!.failedAt).toBeInstanceOf(Date)
   expect(fullNames(victim.id)).toEqual(['Victim'])
   expect(lines.some((line) => line.level === 50 && line.msg.includes('gave up') && line.eventId === poison!.id)).toBe(true)
+
+  const ready = await app.call('GET', '/health/ready')
+  expect(ready.status).toBe(503)
+  expect(ready.body.checks.outbox).toMatchObject({ status: 'down', failed: 1 })
 }, 20_000)
 
 test('stopping flushes the pending events before the deadline', async () => {
