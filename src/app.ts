@@ -5,6 +5,8 @@ import { authRoutes } from './auth/routes'
 import { jsonBodies } from './body'
 import type { Deps } from './deps'
 import { errorsPlugin } from './errors'
+import { relayWakeup } from './events/plugin'
+import { healthRoutes } from './health/routes'
 import { sessionsRoutes } from './sessions/routes'
 import { usersRoutes } from './users/routes'
 
@@ -24,6 +26,8 @@ export function createApp(deps: Deps) {
         },
       }),
     )
+    .use(relayWakeup(deps.relay))
+    .use(healthRoutes(deps.readiness))
     .use(jsonBodies(deps.config.maxBodyBytes))
     .use(authRoutes(deps))
     .use(sessionsRoutes(deps))

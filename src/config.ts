@@ -34,6 +34,11 @@ const Env = Type.Object({
   RABBITMQ_DEFAULT_PASS: Type.Optional(Type.String()),
   CURRENT_QUEUE: text(),
   QUEUE_LIST: Type.Optional(Type.String()),
+  QUEUE_DURABLE: boolean,
+  EVENTS_EXCHANGE: text(),
+  OUTBOX_SWEEP_INTERVAL: duration,
+  OUTBOX_MAX_ATTEMPTS: integer('an attempt count of at least 1', 1, 1000),
+  OUTBOX_RETENTION: duration,
   HOST: text(),
   PORT: integer('a port number', 1, 65535),
   DATA_DIR: text(),
@@ -69,6 +74,13 @@ export const Config = Type.Object({
   amqpUrl: Type.Optional(Type.String()),
   currentQueue: Type.Optional(Type.String()),
   queueList: Type.Array(Type.String()),
+  queueDurable: Type.Boolean(),
+  eventsExchange: Type.String(),
+  outbox: Type.Object({
+    sweepIntervalMs: Type.Integer({ minimum: 1 }),
+    maxAttempts: Type.Integer({ minimum: 1 }),
+    retentionMs: Type.Integer({ minimum: 1 }),
+  }),
   host: Type.String(),
   port: Type.Integer(),
   dataDir: Type.String(),
@@ -110,6 +122,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     amqpUrl: raw.AMQP_URL ?? amqpUrlFromParts(raw),
     currentQueue: raw.CURRENT_QUEUE,
     queueList: splitList(raw.QUEUE_LIST),
+    queueDurable: parseBoolean(raw.QUEUE_DURABLE ?? 'true'),
+    eventsExchange: raw.EVENTS_EXCHANGE ?? 'users',
+    outbox: {
+      sweepIntervalMs: parseDuration(raw.OUTBOX_SWEEP_INTERVAL ?? '5s') * 1000,
+      maxAttempts: Number(raw.OUTBOX_MAX_ATTEMPTS ?? 10),
+      retentionMs: parseDuration(raw.OUTBOX_RETENTION ?? '7d') * 1000,
+    },
     host: raw.HOST ?? '0.0.0.0',
     port: Number(raw.PORT ?? 8000),
     dataDir: raw.DATA_DIR ?? './data',
@@ -136,6 +155,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logLevel: raw.LOG_LEVEL ?? 'info',
   }
 }
+
+/** The queues that receive each event: every listed queue except this service's own. */
+export const targetQueues = (config: Pick<Config, 'queueList' | 'currentQueue'>) =>
+  config.queueList.filter((queue) => queue !== config.currentQueue)
 
 /** True when no external service is configured: PGlite, in-process stores, events kept in the outbox. */
 export const isEmbedded = (config: Config) => config.databaseUrl === undefined
@@ -204,6 +227,8 @@ function splitPems(value: string | undefined) {
   if (value && pems.length === 0) throw new ConfigError('JWT_PREVIOUS_PUBLIC_KEYS: expected SPKI PEM public keys of type Ed25519 or P-256')
   return pems
 }
+
+const parseBoolean = (value: string) => ['true', '1', 'yes'].includes(value)
 
 const unitSeconds = { s: 1, m: 60, h: 3600, d: 86400 } as const
 

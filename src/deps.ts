@@ -1,8 +1,11 @@
 import { createPasswords, type Passwords } from './auth/passwords'
 import { createTokens, type Tokens } from './auth/tokens'
 import { systemClock, type Clock } from './clock'
-import type { Config } from './config'
+import { targetQueues, type Config } from './config'
 import { openPglite, openPostgres, type Database, type DbHandle } from './db'
+import { createAmqpPublisher, type AmqpPublisherOptions, type Publisher } from './events/publisher'
+import { createRelay, type Relay } from './events/relay'
+import { brokerCheck, databaseCheck, outboxCheck, type ReadinessCheck } from './health/checks'
 import type { Logger } from './logger'
 import { createMemoryRateLimiter } from './sessions/memory-rate-limiter'
 import { createMemorySessionStore } from './sessions/memory-store'
@@ -24,30 +27,57 @@ export type Deps = {
   tokens: Tokens
   sessions: SessionStore
   limiter: RateLimiter
+  relay: Relay
+  /** What GET /health/ready checks: one entry per configured backing service. */
+  readiness: ReadinessCheck[]
+}
+
+/** The connections a Deps is built over; tests open their own. */
+export type Connections = {
+  database: DbHandle
+  redis?: RedisClient
+  /** Session and rate-limit stores; built on `redis` (or in process) when not given. */
+  stores?: Stores
+  publisher?: Publisher
 }
 
 export type Stores = { sessions: SessionStore; limiter: RateLimiter }
 
-/** The one place that connects: Postgres when configured (PGlite in DATA_DIR otherwise), Redis when configured. */
+/** The one place that connects: Postgres (PGlite in DATA_DIR otherwise), Redis and RabbitMQ when configured. */
 export async function createDeps(config: ServiceConfig, logger: Logger, clock: Clock = systemClock) {
   const database = await openDatabase(config)
   const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined
   if (!redis) logger.info('REDIS_URL is not set: sessions and rate limits are kept in this process (one instance only)')
-  const deps = await buildDeps(config, database.db, stores(redis, config.redisKeyPrefix, clock), logger, clock)
+  const publisher = config.amqpUrl ? createPublisher(config, config.amqpUrl, logger) : undefined
+  const deps = await buildDeps(config, { database, redis, publisher }, logger, clock)
   return {
     deps,
     database,
-    redis,
-    async close() {
+    /** Flushes the outbox within the deadline, then closes every connection. */
+    async close(deadlineMs: number) {
+      await deps.relay.stop({ deadlineMs })
+      await publisher?.close()
       await redis?.close().catch(() => {})
       await database.close()
     },
   }
 }
 
-/** Postgres when configured, the embedded PGlite in DATA_DIR otherwise; migrated either way. */
+/** Opens (and migrates) the configured database alone, for the commands that need nothing else. */
 export const openDatabase = (config: Config): Promise<DbHandle> =>
   config.databaseUrl ? openPostgres(config.databaseUrl) : openPglite(`${config.dataDir}/pglite`)
+
+/** The RabbitMQ publisher the configuration describes; it connects in the background and never blocks start-up. */
+export function createPublisher(config: Config, url: string, logger: Logger, overrides: Partial<AmqpPublisherOptions> = {}): Publisher {
+  return createAmqpPublisher({
+    url,
+    queues: targetQueues(config),
+    exchange: config.eventsExchange,
+    queueDurable: config.queueDurable,
+    logger: logger.child({ component: 'amqp-publisher' }),
+    ...overrides,
+  })
+}
 
 /** Session and rate-limit stores on Redis, or in process when there is none. */
 export function stores(redis: RedisClient | undefined, prefix: string, clock: Clock): Stores {
@@ -56,8 +86,10 @@ export function stores(redis: RedisClient | undefined, prefix: string, clock: Cl
     : { sessions: createMemorySessionStore({ clock }), limiter: createMemoryRateLimiter({ clock }) }
 }
 
-/** Deps over already open connections (tests use this with their own database, stores and clock). */
-export async function buildDeps(config: ServiceConfig, db: Database, { sessions, limiter }: Stores, logger: Logger, clock: Clock): Promise<Deps> {
+/** Deps over already open connections (tests use this with their own database, stores, publisher and clock). */
+export async function buildDeps(config: ServiceConfig, connections: Connections, logger: Logger, clock: Clock): Promise<Deps> {
+  const { database, redis, publisher } = connections
+  const { sessions, limiter } = connections.stores ?? stores(redis, config.redisKeyPrefix, clock)
   const tokens = await createTokens(
     {
       secret: config.secretKey,
@@ -70,5 +102,17 @@ export async function buildDeps(config: ServiceConfig, db: Database, { sessions,
     },
     clock,
   )
-  return { config, db, clock, logger, passwords: createPasswords(config.argon2), tokens, sessions, limiter }
+  const relay = createRelay({ database, publisher, logger, clock, options: config.outbox })
+  return {
+    config,
+    db: database.db,
+    clock,
+    logger,
+    passwords: createPasswords(config.argon2),
+    tokens,
+    sessions,
+    limiter,
+    relay,
+    readiness: [databaseCheck(database), ...(publisher ? [brokerCheck(publisher)] : []), outboxCheck(relay)],
+  }
 }

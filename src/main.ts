@@ -1,10 +1,10 @@
-import { eq } from 'drizzle-orm'
 import { createApp } from './app'
+import { systemClock } from './clock'
 import { ConfigError, isEmbedded, loadConfig, type Config } from './config'
 import { createDeps, openDatabase } from './deps'
 import { createLogger, type Logger } from './logger'
 import { loadOrCreateSecretKey } from './secret-key'
-import { users } from './users/table'
+import { setAdmin as setAdminFlag } from './users/service'
 
 const usage = `usage: users [serve]            start the service (default)
        users migrate            apply database migrations and exit
@@ -47,13 +47,17 @@ function withSecretKey(config: Config, logger: Logger): Config & { secretKey: st
   return { ...config, secretKey }
 }
 
+// Leaves room within a typical 30 s termination grace period for the steps after the flush.
+const SHUTDOWN_FLUSH_MS = 10_000
+
 async function serve(config: Config & { secretKey: string }, logger: Logger) {
   const { deps, database, close } = await createDeps(config, logger)
   const app = createApp(deps).listen({ hostname: config.host, port: config.port, maxRequestBodySize: config.maxBodyBytes })
-  logger.info({ port: config.port, database: database.driver }, 'users service listening')
+  logger.info({ port: config.port, database: database.driver, broker: config.amqpUrl !== undefined }, 'users service listening')
+  // No new requests first, then publish what the outbox holds, then close the connections it needed.
   const shutdown = async () => {
     await app.stop()
-    await close()
+    await close(SHUTDOWN_FLUSH_MS)
     process.exit(0)
   }
   process.once('SIGTERM', shutdown)
@@ -70,13 +74,10 @@ async function setAdmin(config: Config & { secretKey: string }, logger: Logger, 
   if ((action !== 'grant' && action !== 'revoke') || !email) exit(usage)
   const database = await openDatabase(config)
   try {
-    const updated = await database.db
-      .update(users)
-      .set({ isAdmin: action === 'grant', updatedAt: new Date() })
-      .where(eq(users.email, email.trim().toLowerCase()))
-      .returning({ id: users.id })
-    if (updated.length === 0) exit(`no user with the email ${email}`)
-    logger.info({ userId: updated[0]!.id }, action === 'grant' ? 'admin rights granted' : 'admin rights revoked')
+    // The user.updated event waits in the outbox for a running service's relay sweep.
+    const user = await setAdminFlag({ db: database.db, clock: systemClock }, email, action === 'grant')
+    if (!user) exit(`no user with the email ${email}`)
+    logger.info({ userId: user.id }, action === 'grant' ? 'admin rights granted' : 'admin rights revoked')
   } finally {
     await database.close()
   }

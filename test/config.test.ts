@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { ConfigError, isEmbedded, loadConfig } from '../src/config'
+import { ConfigError, isEmbedded, loadConfig, targetQueues } from '../src/config'
 
 describe('loadConfig', () => {
   test('has working defaults with nothing set: the embedded default on port 8000', () => {
@@ -37,6 +37,24 @@ describe('loadConfig', () => {
     expect(config.redisUrl).toBe('redis://r:6379/2')
   })
 
+  test('has event defaults: durable queues, the users exchange, a 5 s sweep, 10 attempts, 7 days of published history', () => {
+    const config = loadConfig({})
+    expect(config.queueDurable).toBe(true)
+    expect(config.eventsExchange).toBe('users')
+    expect(config.outbox).toEqual({ sweepIntervalMs: 5_000, maxAttempts: 10, retentionMs: 7 * 86_400_000 })
+  })
+
+  test('reads the event settings', () => {
+    const config = loadConfig({ QUEUE_DURABLE: 'false', EVENTS_EXCHANGE: 'accounts', OUTBOX_SWEEP_INTERVAL: '30s', OUTBOX_MAX_ATTEMPTS: '3', OUTBOX_RETENTION: '1d' })
+    expect(config.queueDurable).toBe(false)
+    expect(config.eventsExchange).toBe('accounts')
+    expect(config.outbox).toEqual({ sweepIntervalMs: 30_000, maxAttempts: 3, retentionMs: 86_400_000 })
+  })
+
+  test('events go to every queue in QUEUE_LIST except CURRENT_QUEUE', () => {
+    expect(targetQueues(loadConfig({ QUEUE_LIST: 'posts,users,chat', CURRENT_QUEUE: 'users' }))).toEqual(['posts', 'chat'])
+  })
+
   test('reads durations in seconds or with a unit', () => {
     expect(loadConfig({ ACCESS_TOKEN_LIFETIME: '300' }).accessTokenSeconds).toBe(300)
     expect(loadConfig({ ACCESS_TOKEN_LIFETIME: '5m', REFRESH_TOKEN_LIFETIME: '2d' }).refreshTokenSeconds).toBe(172800)
@@ -50,6 +68,8 @@ describe('loadConfig', () => {
     [{ ACCESS_TOKEN_LIFETIME: '0' }, 'ACCESS_TOKEN_LIFETIME'],
     [{ ARGON2_MEMORY_KIB: '1024' }, 'ARGON2_MEMORY_KIB'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ QUEUE_DURABLE: 'maybe' }, 'QUEUE_DURABLE'],
+    [{ OUTBOX_MAX_ATTEMPTS: '0' }, 'OUTBOX_MAX_ATTEMPTS'],
   ])('a bad setting %p stops start-up with a line naming %s', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError)
     expect(() => loadConfig(env)).toThrow(new RegExp(`^${name}: expected `))

@@ -25,7 +25,9 @@ describe('the embedded default', () => {
     expect(registered.status).toBe(200)
     first.kill('SIGTERM')
     expect(await first.exited).toBe(0)
-    expect(await new Response(first.stdout).text()).toContain('SECRET_KEY is not set')
+    const log = await new Response(first.stdout).text()
+    expect(log).toContain('SECRET_KEY is not set')
+    expect(log.match(/no broker configured/g)).toHaveLength(1)
 
     const second = spawnMain(['serve'], { DATA_DIR: dataDir, PORT: String(port) })
     await waitForPort(port)
@@ -69,6 +71,34 @@ describe('on a real Postgres', () => {
       await database.drop()
     }
   })
+
+  test('serves with the broker unreachable, says so on /health/ready, and stops cleanly on SIGTERM', async () => {
+    const database = await createTestDatabase('broker_down')
+    try {
+      const port = freePort()
+      const child = spawnMain(['serve'], {
+        DATABASE_URL: database.url,
+        SECRET_KEY: TEST_SECRET,
+        PORT: String(port),
+        AMQP_URL: `amqp://guest:guest@127.0.0.1:${freePort()}`,
+        QUEUE_LIST: 'posts',
+        LOG_LEVEL: 'silent',
+      })
+      await waitForPort(port)
+      const registered = await post(port, '/api/users/register/', { email: 'early@example.com', full_name: 'Early', password: 'a-long-unusual-passphrase' })
+      expect(registered.status).toBe(200)
+      const ready = await fetch(`http://127.0.0.1:${port}/health/ready`)
+      expect(ready.status).toBe(503)
+      expect(((await ready.json()) as { checks: Record<string, { status: string }> }).checks.broker!.status).toBe('down')
+
+      const stoppedAt = performance.now()
+      child.kill('SIGTERM')
+      expect(await child.exited).toBe(0)
+      expect(performance.now() - stoppedAt).toBeLessThan(5_000)
+    } finally {
+      await database.drop()
+    }
+  }, 30_000)
 
   test('admin:grant and admin:revoke change the admin flag by email', async () => {
     const database = await createTestDatabase('admin')

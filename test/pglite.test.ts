@@ -1,13 +1,28 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
-import { createTestApp } from './support/app'
+import { and, eq, isNull } from 'drizzle-orm'
+import { buildDeps } from '../src/deps'
+import { outboxEvents } from '../src/events/table'
+import { capturingLogger, createTestApp, testConfig } from './support/app'
+import { eventsEnv, openTestBroker, testPublisher, waitFor, type TestBroker } from './support/broker'
 
 // The embedded default (PGlite, in-process sessions) runs the same code; this is the smoke subset of the API on it.
 let t: Awaited<ReturnType<typeof createTestApp>>
+let broker: TestBroker
+let env: Record<string, string>
+const { logger, lines } = capturingLogger()
 // PGlite compiles its WebAssembly and runs initdb first: seconds, not milliseconds.
 beforeAll(async () => {
-  t = await createTestApp({ driver: 'pglite', store: 'memory' })
+  broker = await openTestBroker('pglite')
+  const queue = broker.name('posts')
+  env = eventsEnv({ queues: [queue], current: broker.name('users'), exchange: broker.name('exchange') })
+  broker.track('exchange', env.EVENTS_EXCHANGE!)
+  await broker.legacyConsumer(queue)
+  t = await createTestApp({ driver: 'pglite', store: 'memory', env, logger })
 }, 60_000)
-afterAll(() => t.close())
+afterAll(async () => {
+  await t.close()
+  await broker.close()
+})
 
 test('register, login, me, update, refresh, get and delete work on PGlite', async () => {
   const user = await t.registerUser({ email: 'Embedded@Example.com', full_name: 'Embedded' })
@@ -35,4 +50,28 @@ test('a taken email is a field error on PGlite too', async () => {
   })
   expect(response.status).toBe(400)
   expect(response.body).toEqual({ email: ['Email address already exists.'] })
+})
+
+test('without a broker events wait in the outbox, the log says so once, and a broker configured later gets the backlog in order', async () => {
+  const user = await t.registerUser({ full_name: 'Backlog 1' })
+  await t.call('PATCH', '/api/users/update/', { token: user.access, body: { full_name: 'Backlog 2' } })
+  const pending = await t.deps.db
+    .select()
+    .from(outboxEvents)
+    .where(and(eq(outboxEvents.userId, user.id), isNull(outboxEvents.publishedAt)))
+  expect(pending.map((row) => row.name)).toEqual(['user.created', 'user.updated'])
+  expect(lines.filter((line) => line.msg.includes('no broker configured'))).toHaveLength(1)
+
+  // What a restart with AMQP_URL set builds over the same database.
+  const config = testConfig(env)
+  const publisher = testPublisher()(config, logger)
+  const restarted = await buildDeps(config, { database: t.database, publisher, stores: t.stores }, logger, t.clock)
+  try {
+    const names = () => broker.deliveries.filter((d) => d.body.id === user.id).map((d) => d.body.full_name)
+    await waitFor(() => names().length === 2, 'the backlog')
+    expect(names()).toEqual(['Backlog 1', 'Backlog 2'])
+  } finally {
+    await restarted.relay.stop({ deadlineMs: 1_000 })
+    await publisher.close()
+  }
 })

@@ -14,12 +14,14 @@ import * as schema from './schema'
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>
 export type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0]
 
+/** A single connection of its own, for work that must stay on one session (the relay's lock). */
+export type DbSession = { db: Database; close(): Promise<void> }
+
 export type DbHandle = {
   db: Database
-  driver: 'postgres' | 'pglite'
   ping(): Promise<void>
   close(): Promise<void>
-}
+} & ({ driver: 'postgres'; openSession(): DbSession } | { driver: 'pglite' })
 
 const migrationsFolder = join(import.meta.dir, '../../drizzle')
 const casing = 'snake_case'
@@ -36,6 +38,11 @@ export async function openPostgres(url: string, options: { max?: number } = {}):
     driver: 'postgres',
     ping: async () => void (await client`select 1`),
     close: () => client.end({ timeout: 5 }),
+    openSession() {
+      const session = postgres(url, { max: 1, onnotice: () => {} })
+      // A short grace: whatever a closing session leaves uncommitted is simply done again later.
+      return { db: drizzlePostgres(session, { schema, casing }) as unknown as Database, close: () => session.end({ timeout: 1 }) }
+    },
   }
 }
 

@@ -1,1 +1,2 @@
+export { outboxEvents } from '../events/table'
 export { users } from '../users/table'

@@ -53,7 +53,7 @@ export const usersRoutes = (deps: UsersDeps & GuardDeps) => {
         // Non-admins learn nothing about other ids: always 403, never 404.
         if (params.id !== user.id && !user.isAdmin)
           throw new ApiError(403, 'permission_denied', 'You do not have permission to perform this action.')
-        if (!(await deleteUser(deps.db, params.id, () => deps.sessions.endAllForUser(params.id)))) throw userNotFound()
+        if (!(await deleteUser(deps, params.id, () => deps.sessions.endAllForUser(params.id)))) throw userNotFound()
         set.status = 204
       },
       {

@@ -3,6 +3,7 @@ import { isCommonPassword, type Passwords } from '../auth/passwords'
 import type { Clock } from '../clock'
 import type { Database } from '../db'
 import { fieldError, FieldErrors } from '../errors'
+import { recordUserEvent } from '../events/outbox'
 import type { UpdateBody } from './model'
 import { users, type UserRow } from './table'
 
@@ -10,7 +11,7 @@ export type UsersDeps = { db: Database; passwords: Passwords; clock: Clock }
 
 const EMAIL_TAKEN = 'Email address already exists.'
 
-/** Creates a user from already validated input; a taken email is a field error. */
+/** Creates a user from already validated input, with its user.created event; a taken email is a field error. */
 export async function createUser(
   { db, passwords, clock }: UsersDeps,
   input: { email: string; fullName: string; password: string },
@@ -25,8 +26,11 @@ export async function createUser(
     createdAt: now,
     updatedAt: now,
   }
-  const [user] = await db.insert(users).values(row).returning().catch(rethrowEmailTaken)
-  return user!
+  return db.transaction(async (tx) => {
+    const [user] = await tx.insert(users).values(row).returning().catch(rethrowEmailTaken)
+    await recordUserEvent(tx, 'user.created', user!, now)
+    return user!
+  })
 }
 
 export async function findUserById(db: Database, id: string) {
@@ -43,8 +47,9 @@ export async function findUserByEmail(db: Database, email: string) {
 export type BeforeCommit = () => Promise<unknown>
 
 /**
- * Applies a partial update; changing the email or password needs the current password.
- * `onPasswordChange` runs before the commit, so a change whose follow-up fails is not kept.
+ * Applies a partial update, with a user.updated event when anything changed; changing the email or
+ * password needs the current password. `onPasswordChange` runs before the commit, so a change whose
+ * follow-up fails is not kept.
  */
 export async function updateUser(
   { db, passwords, clock }: UsersDeps,
@@ -55,7 +60,7 @@ export async function updateUser(
   const email = body.email?.toLowerCase()
   const changes: Partial<UserRow> = {}
   if (email !== undefined && email !== user.email) changes.email = email
-  if (body.full_name !== undefined) changes.fullName = body.full_name
+  if (body.full_name !== undefined && body.full_name !== user.fullName) changes.fullName = body.full_name
   if (body.password !== undefined) checkPasswordStrength(body.password)
 
   if (changes.email !== undefined || body.password !== undefined) {
@@ -66,22 +71,38 @@ export async function updateUser(
   if (body.password !== undefined) changes.passwordHash = await passwords.hash(body.password)
   if (Object.keys(changes).length === 0) return user
 
-  changes.updatedAt = new Date(clock.now())
-  return db
-    .transaction(async (tx) => {
-      const [updated] = await tx.update(users).set(changes).where(eq(users.id, user.id)).returning()
-      if (body.password !== undefined) await onPasswordChange()
-      return updated ?? user
-    })
-    .catch(rethrowEmailTaken)
+  const now = new Date(clock.now())
+  changes.updatedAt = now
+  return db.transaction(async (tx) => {
+    const [updated] = await tx.update(users).set(changes).where(eq(users.id, user.id)).returning().catch(rethrowEmailTaken)
+    // Deleted meanwhile: nothing changed, so nothing to tell.
+    if (!updated) return user
+    await recordUserEvent(tx, 'user.updated', updated, now)
+    if (body.password !== undefined) await onPasswordChange()
+    return updated
+  })
 }
 
-/** Deletes a user, running `beforeCommit` after the delete; false when there was none. */
-export async function deleteUser(db: Database, id: string, beforeCommit: BeforeCommit = async () => {}) {
+/** Deletes a user with its user.deleted event, running `beforeCommit` after the delete; false when there was none. */
+export async function deleteUser({ db, clock }: Pick<UsersDeps, 'db' | 'clock'>, id: string, beforeCommit: BeforeCommit = async () => {}) {
   return db.transaction(async (tx) => {
-    const deleted = await tx.delete(users).where(eq(users.id, id)).returning({ id: users.id })
-    if (deleted.length > 0) await beforeCommit()
-    return deleted.length > 0
+    const [deleted] = await tx.delete(users).where(eq(users.id, id)).returning()
+    if (!deleted) return false
+    await recordUserEvent(tx, 'user.deleted', deleted, new Date(clock.now()))
+    await beforeCommit()
+    return true
+  })
+}
+
+/** Grants or revokes admin rights by email, with a user.updated event when the flag changes; undefined when there is no such user. */
+export async function setAdmin({ db, clock }: Pick<UsersDeps, 'db' | 'clock'>, email: string, isAdmin: boolean) {
+  const now = new Date(clock.now())
+  return db.transaction(async (tx) => {
+    const [user] = await tx.select().from(users).where(eq(users.email, email.trim().toLowerCase())).for('update')
+    if (!user || user.isAdmin === isAdmin) return user
+    const [updated] = await tx.update(users).set({ isAdmin, updatedAt: now }).where(eq(users.id, user.id)).returning()
+    await recordUserEvent(tx, 'user.updated', updated!, now)
+    return updated
   })
 }
 

@@ -1,11 +1,13 @@
+import pino from 'pino'
 import postgres from 'postgres'
 import { createApp } from '../../src/app'
 import { manualClock } from '../../src/clock'
 import { loadConfig, type Config } from '../../src/config'
 import { openPglite, openPostgres, type DbHandle } from '../../src/db'
-import { buildDeps, stores, type Stores } from '../../src/deps'
-import { createLogger } from '../../src/logger'
-import { connectRedis, type RedisClient } from '../../src/sessions/redis-client'
+import { buildDeps, type Stores } from '../../src/deps'
+import type { Publisher } from '../../src/events/publisher'
+import { createLogger, type Logger } from '../../src/logger'
+import { connectRedis } from '../../src/sessions/redis-client'
 
 export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 export const TEST_SECRET = 'test-secret-key-that-is-long-enough-for-hs256'
@@ -33,11 +35,20 @@ export type TestAppOptions = {
   env?: Record<string, string>
   label?: string
   redisUrl?: string
-  /** Share another test app's database and Redis key prefix: a second instance of the same deployment. */
+  /** Another instance of the same deployment: the same database, Redis keys and clock, over connections of its own. */
   sameDeploymentAs?: Deployment
+  /** Builds the app's RabbitMQ publisher from its config; none by default, so events stay in the outbox. */
+  publisher?: (config: Config, logger: Logger) => Publisher
+  logger?: Logger
 }
 
-type Deployment = { clock: ReturnType<typeof manualClock>; database: DbHandle; redis?: TestRedis; stores: Stores }
+type Deployment = {
+  clock: ReturnType<typeof manualClock>
+  database: DbHandle
+  databaseUrl?: string
+  redis?: TestRedis
+  stores: Stores
+}
 type TestRedis = Awaited<ReturnType<typeof createTestRedis>>
 
 export type TestApp = Awaited<ReturnType<typeof createTestApp>>
@@ -60,38 +71,50 @@ export async function createTestRedis(label: string, url = TEST_REDIS_URL, prefi
 }
 
 /** A complete app on a fresh database with a manual clock and a cheap password hash. */
-export async function createTestApp({ driver = 'postgres', store = 'redis', env = {}, label = 'app', redisUrl, sameDeploymentAs }: TestAppOptions = {}) {
+export async function createTestApp(options: TestAppOptions = {}) {
+  const { driver = 'postgres', store = 'redis', env = {}, label = 'app', sameDeploymentAs, logger = createLogger('silent', false) } = options
   const clock = sameDeploymentAs?.clock ?? manualClock()
-  let database: DbHandle
   const cleanups: (() => Promise<void>)[] = []
-  if (sameDeploymentAs) {
+  let url = sameDeploymentAs?.databaseUrl
+  let database: DbHandle
+  if (url) {
+    database = await openPostgres(url, { max: 4 })
+    cleanups.push(() => database.close())
+  } else if (sameDeploymentAs) {
     database = sameDeploymentAs.database
   } else if (driver === 'postgres') {
     const testDb = await createTestDatabase(label)
-    database = await openPostgres(testDb.url, { max: 4 })
+    url = testDb.url
+    database = await openPostgres(url, { max: 4 })
     cleanups.push(() => database.close(), testDb.drop)
   } else {
     database = await openPglite()
     cleanups.push(() => database.close())
   }
+
   let redis: TestRedis | undefined
   const shared = sameDeploymentAs?.redis
   if (shared) {
     // Its own connection to the same keys, as another instance of the service would have.
     redis = await createTestRedis(label, shared.url, shared.prefix)
-    cleanups.push(async () => redis!.client.destroy())
+    cleanups.unshift(async () => redis!.client.destroy())
   } else if (!sameDeploymentAs && store === 'redis') {
-    redis = await createTestRedis(label, redisUrl)
-    cleanups.push(() => redis!.close())
+    redis = await createTestRedis(label, options.redisUrl)
+    cleanups.unshift(() => redis!.close())
   }
-  const config = testConfig(env)
+
+  const config = { ...testConfig(env), redisKeyPrefix: redis?.prefix ?? '' }
+  const publisher = options.publisher?.(config, logger)
   const deps = await buildDeps(
     config,
-    database.db,
-    sameDeploymentAs && !shared ? sameDeploymentAs.stores : stores(redis?.client as RedisClient | undefined, redis?.prefix ?? '', clock),
-    createLogger('silent', false),
+    { database, redis: redis?.client, publisher, stores: sameDeploymentAs && !shared ? sameDeploymentAs.stores : undefined },
+    logger,
     clock,
   )
+  cleanups.unshift(async () => {
+    await deps.relay.stop({ deadlineMs: 1_000 })
+    await publisher?.close()
+  })
   const app = createApp(deps)
 
   /** Calls the app in process, as a client would over HTTP. */
@@ -129,7 +152,9 @@ export async function createTestApp({ driver = 'postgres', store = 'redis', env 
     deps,
     clock,
     database,
+    databaseUrl: url,
     redis,
+    publisher,
     stores: { sessions: deps.sessions, limiter: deps.limiter },
     call,
     registerUser,
@@ -151,4 +176,11 @@ const tryJson = (text: string) => {
   } catch {
     return text
   }
+}
+
+/** A logger that keeps its lines for the test to read. */
+export function capturingLogger() {
+  const lines: { level: number; msg: string; [key: string]: unknown }[] = []
+  const logger: Logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) })
+  return { logger, lines }
 }

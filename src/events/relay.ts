@@ -1,0 +1,290 @@
+import { and, asc, eq, inArray, isNotNull, isNull, lt, notExists, or, sql } from 'drizzle-orm'
+import { alias } from 'drizzle-orm/pg-core'
+import type { Clock } from '../clock'
+import type { Database, DbHandle } from '../db'
+import type { Logger } from '../logger'
+import { PublishError, type OutboundEvent, type Publisher } from './publisher'
+import { outboxEvents, type OutboxRow } from './table'
+
+// Order. Rows are read in `seq` order, and for one user that is commit order: every write of a user takes
+// the user's row lock (insert, update, delete, select for update) before recordUserEvent inserts the event,
+// so a second transaction on the same user draws its seq only after the first committed. Gaps between
+// users are harmless: a lower seq that commits after a higher one was published is simply still pending
+// on the next read, and the relay never assumes "everything below the last published seq is done".
+// Within one publish call a user appears at most once, so a copy that fails mid-batch can never be
+// overtaken by that user's next event, and a failed event holds back every later event of its user.
+//
+// One relay at a time. On Postgres each cycle (read, publish, mark) is one transaction on a connection
+// of the relay's own that first takes pg_try_advisory_xact_lock. Cycles of all instances are therefore
+// serialised, yet any instance may run the next one: the instance that served a request is the one the
+// after-response hook wakes, and it relays at once instead of waiting for a single leader's sweep. When
+// the lock is busy the instance retries shortly, so an event committed during another's cycle is not left
+// for the sweep. A dying instance's transaction aborts, releasing the lock and leaving its rows pending.
+// PGlite is one process on one connection: no lock, and no transaction held across a publish, which would
+// make every request wait for the broker.
+//
+// Poison. A failure that says something about the event (a nack, a return, a dropped channel) counts as
+// an attempt on the row; `disconnected` and `timeout` say only that the broker is away and count nothing.
+// After maxAttempts the row is marked failed with its error and the relay moves on to other users; the
+// failed user's later events wait behind it (never delivered out of order) until an operator retries it.
+
+export type RelayOptions = {
+  sweepIntervalMs: number
+  maxAttempts: number
+  retentionMs: number
+  /** Delay after a failed cycle, doubling up to maxMs. */
+  backoff?: { initialMs: number; maxMs: number }
+}
+
+export type RelayStatus = {
+  broker: 'not-configured' | 'connected' | 'disconnected'
+  pending: number
+  failed: number
+  oldestPendingMs: number | null
+  lastError: string | null
+}
+
+/** The background publisher of the outbox. */
+export type Relay = {
+  /** Runs a cycle soon, unless one is running (then it runs again after) or a failure backoff is pending. */
+  wake(): void
+  /** Stops the loop after flushing what it can before the deadline; what is left stays in the outbox. */
+  stop(options: { deadlineMs: number }): Promise<void>
+  status(): Promise<RelayStatus>
+}
+
+export type RelayDeps = {
+  database: DbHandle
+  publisher: Publisher | undefined
+  logger: Logger
+  clock: Clock
+  options: RelayOptions
+}
+
+type Outcome = 'idle' | 'published' | 'gave-up' | 'busy' | 'disconnected' | 'failed'
+type Next = { delayMs: number; wakeable: boolean }
+
+const BATCH_SIZE = 100
+// Checking the publisher's connection costs no I/O, so a disconnected relay can poll it often.
+const DISCONNECTED_POLL_MS = 100
+const BUSY_RETRY_MS = 25
+const PRUNE_EVERY_MS = 60_000
+// Any constant distinct from the migration lock's; the same for every instance.
+const RELAY_LOCK_KEY = 0x75736573
+
+/** Starts the relay loop; without a publisher it only says so, once, and leaves events in the outbox. */
+export function createRelay(deps: RelayDeps): Relay {
+  const { publisher, database, clock } = deps
+  if (publisher) return startRelay({ ...deps, publisher })
+  deps.logger.warn('no broker configured (AMQP_URL or RABBITMQ_HOST): user events are kept in the outbox until one is')
+  return { wake() {}, stop: async () => {}, status: () => outboxStatus(database.db, clock, 'not-configured', null) }
+}
+
+function startRelay({ database, publisher, logger, clock, options }: RelayDeps & { publisher: Publisher }): Relay {
+  const log = logger.child({ component: 'outbox-relay' })
+  const backoff = options.backoff ?? { initialMs: 100, maxMs: 30_000 }
+  const session = database.driver === 'postgres' ? database.openSession() : undefined
+  const db = session?.db ?? database.db
+  const exclusively = (work: (q: Database) => Promise<Outcome>): Promise<Outcome> =>
+    session ? session.db.transaction(async (tx) => ((await tryRelayLock(tx)) ? work(tx) : 'busy')) : work(db)
+
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let running: Promise<void> | undefined
+  let rerun = false
+  let holdWakes = false
+  let failures = 0
+  let stopping = false
+  let stopped: Promise<void> | undefined
+  let closed = false
+  let lastPruneAt = -Infinity
+  let lastError: string | null = null
+
+  function run(): void {
+    clearTimeout(timer)
+    timer = undefined
+    if (running) {
+      rerun = true
+      return
+    }
+    running = drain().then(({ delayMs, wakeable }) => {
+      running = undefined
+      if (stopping) return
+      if (rerun && wakeable) return run()
+      holdWakes = !wakeable
+      timer = setTimeout(() => {
+        holdWakes = false
+        run()
+      }, delayMs)
+    })
+  }
+
+  async function drain(): Promise<Next> {
+    rerun = false
+    try {
+      while (!closed) {
+        if (!publisher.isConnected()) return { delayMs: DISCONNECTED_POLL_MS, wakeable: true }
+        const outcome = await exclusively(publishNextBatch)
+        if (outcome === 'published' || outcome === 'gave-up') continue
+        if (outcome === 'busy') return { delayMs: BUSY_RETRY_MS, wakeable: true }
+        if (outcome === 'disconnected') return { delayMs: DISCONNECTED_POLL_MS, wakeable: true }
+        if (outcome === 'failed') return { delayMs: backoffDelay(++failures), wakeable: false }
+        failures = 0
+        await pruneIfDue()
+        return { delayMs: options.sweepIntervalMs, wakeable: true }
+      }
+    } catch (err) {
+      if (!closed) log.error({ err }, 'outbox relay: cycle failed (database?); retrying with backoff')
+      return { delayMs: backoffDelay(++failures), wakeable: false }
+    }
+    return { delayMs: options.sweepIntervalMs, wakeable: true }
+  }
+
+  async function publishNextBatch(q: Database): Promise<Outcome> {
+    const batch = onePerUser(await pendingRows(q))
+    if (batch.length === 0) return 'idle'
+    try {
+      await publisher.publish(batch.map(toOutboundEvent))
+    } catch (error) {
+      if (!(error instanceof PublishError)) throw error
+      await markPublished(q, batch.slice(0, error.index))
+      if (error.reason === 'disconnected') return 'disconnected'
+      return noteFailure(q, batch[error.index]!, error)
+    }
+    await markPublished(q, batch)
+    lastError = null
+    return 'published'
+  }
+
+  async function markPublished(q: Database, rows: OutboxRow[]) {
+    if (rows.length === 0) return
+    const seqs = rows.map((row) => row.seq)
+    await q.update(outboxEvents).set({ publishedAt: new Date(clock.now()) }).where(inArray(outboxEvents.seq, seqs))
+  }
+
+  async function noteFailure(q: Database, row: OutboxRow, error: PublishError): Promise<Outcome> {
+    lastError = error.message
+    const event = { eventId: row.id, seq: row.seq, name: row.name, userId: row.userId }
+    if (error.reason === 'timeout') {
+      log.warn({ err: error, ...event }, 'outbox relay: the broker did not confirm in time; retrying with backoff')
+      return 'failed'
+    }
+    const attempts = row.attempts + 1
+    const gaveUp = attempts >= options.maxAttempts
+    await q
+      .update(outboxEvents)
+      .set({ attempts, lastError: error.message, failedAt: gaveUp ? new Date(clock.now()) : null })
+      .where(eq(outboxEvents.seq, row.seq))
+    if (!gaveUp) {
+      log.warn({ err: error, ...event, attempts }, 'outbox relay: publish failed; retrying with backoff')
+      return 'failed'
+    }
+    log.error(
+      { err: error, ...event, attempts },
+      'outbox relay: gave up on an event; it stays in the outbox marked failed, and later events of the same user wait until it is retried',
+    )
+    return 'gave-up'
+  }
+
+  async function pruneIfDue() {
+    const now = clock.now()
+    if (now - lastPruneAt < PRUNE_EVERY_MS) return
+    lastPruneAt = now
+    await db.delete(outboxEvents).where(lt(outboxEvents.publishedAt, new Date(now - options.retentionMs)))
+  }
+
+  function backoffDelay(failureCount: number) {
+    return Math.min(backoff.maxMs, backoff.initialMs * 2 ** (failureCount - 1))
+  }
+
+  // Delivers whatever was left from before this start (a backlog kept while no broker was configured, say).
+  run()
+
+  return {
+    wake() {
+      if (!stopping && !holdWakes) run()
+    },
+    stop({ deadlineMs }) {
+      stopped ??= (async () => {
+        stopping = true
+        clearTimeout(timer)
+        // One more round after the current one: it may have read before the last requests committed.
+        const flushed = (async () => {
+          await running
+          await drain()
+        })()
+        const inTime = await settlesWithin(flushed, deadlineMs)
+        closed = true
+        if (!inTime) log.warn({ deadlineMs }, 'outbox relay: shutdown deadline passed; unpublished events stay in the outbox')
+        await session?.close()
+      })()
+      return stopped
+    },
+    status: () => outboxStatus(database.db, clock, publisher.isConnected() ? 'connected' : 'disconnected', lastError),
+  }
+}
+
+async function tryRelayLock(tx: Database): Promise<boolean> {
+  const rows = (await tx.execute(sql`select pg_try_advisory_xact_lock(${RELAY_LOCK_KEY}) as locked`)) as unknown as { locked: boolean }[]
+  return rows[0]?.locked === true
+}
+
+function pendingRows(q: Database): Promise<OutboxRow[]> {
+  const earlier = alias(outboxEvents, 'earlier')
+  const failedBefore = q
+    .select({ seq: earlier.seq })
+    .from(earlier)
+    .where(and(eq(earlier.userId, outboxEvents.userId), isNotNull(earlier.failedAt), lt(earlier.seq, outboxEvents.seq)))
+  return q
+    .select()
+    .from(outboxEvents)
+    .where(and(isNull(outboxEvents.publishedAt), isNull(outboxEvents.failedAt), notExists(failedBefore)))
+    .orderBy(asc(outboxEvents.seq))
+    .limit(BATCH_SIZE)
+}
+
+// The longest prefix in which no user appears twice.
+function onePerUser(rows: OutboxRow[]): OutboxRow[] {
+  const users = new Set<string>()
+  const batch: OutboxRow[] = []
+  for (const row of rows) {
+    if (users.has(row.userId)) break
+    users.add(row.userId)
+    batch.push(row)
+  }
+  return batch
+}
+
+const toOutboundEvent = (row: OutboxRow): OutboundEvent => ({ id: row.id, name: row.name, payload: row.payload, createdAt: row.createdAt })
+
+async function outboxStatus(db: Database, clock: Clock, broker: RelayStatus['broker'], lastError: string | null): Promise<RelayStatus> {
+  const { failedAt, publishedAt, createdAt } = outboxEvents
+  const [counts] = await db
+    .select({
+      pending: sql<number>`count(*) filter (where ${failedAt} is null)`.mapWith(Number),
+      failed: sql<number>`count(*) filter (where ${failedAt} is not null)`.mapWith(Number),
+      oldest: sql<Date | null>`min(${createdAt}) filter (where ${failedAt} is null)`.mapWith(createdAt),
+    })
+    .from(outboxEvents)
+    // Written to match the two partial indexes; failed rows are never published.
+    .where(or(and(isNull(publishedAt), isNull(failedAt)), isNotNull(failedAt)))
+  const oldest = counts?.oldest
+  return {
+    broker,
+    pending: counts?.pending ?? 0,
+    failed: counts?.failed ?? 0,
+    oldestPendingMs: oldest ? Math.max(0, clock.now() - oldest.getTime()) : null,
+    lastError,
+  }
+}
+
+async function settlesWithin(promise: Promise<void>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const expired = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms)
+  })
+  try {
+    return await Promise.race([promise.then(() => true), expired])
+  } finally {
+    clearTimeout(timer)
+  }
+}

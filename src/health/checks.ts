@@ -1,0 +1,41 @@
+import type { DbHandle } from '../db'
+import type { Publisher } from '../events/publisher'
+import type { Relay } from '../events/relay'
+
+/** The outcome of one readiness check; extra fields explain it. */
+export type CheckResult = { status: 'up' | 'down' } & Record<string, unknown>
+
+/** One named readiness check; deps.readiness lists every configured backing service's. */
+export type ReadinessCheck = { name: string; check(): Promise<CheckResult> }
+
+// The relay is stuck, not just busy, when the oldest event still waits this long with the broker up.
+const OUTBOX_STUCK_AFTER_MS = 60_000
+
+/** Whether the database answers a query. */
+export const databaseCheck = (database: Pick<DbHandle, 'ping'>): ReadinessCheck => ({
+  name: 'database',
+  // The driver's message would name hosts and ports on an unauthenticated route.
+  check: () => database.ping().then(
+    () => ({ status: 'up' }),
+    () => ({ status: 'down', error: 'the database did not answer' }),
+  ),
+})
+
+/** Whether the publisher has a confirm channel open to RabbitMQ. */
+export const brokerCheck = (publisher: Pick<Publisher, 'isConnected'>): ReadinessCheck => ({
+  name: 'broker',
+  check: async () => (publisher.isConnected() ? { status: 'up' } : { status: 'down', error: 'not connected to RabbitMQ' }),
+})
+
+/** Down when events were given up on (they need an operator) or the backlog is stuck although the broker is up. */
+export const outboxCheck = (relay: Pick<Relay, 'status'>): ReadinessCheck => ({
+  name: 'outbox',
+  check: async () => {
+    const { broker, pending, failed, oldestPendingMs, lastError } = await relay.status()
+    const details = { pending, failed, oldest_pending_ms: oldestPendingMs, ...(lastError && { last_error: lastError }) }
+    if (failed > 0) return { status: 'down', error: `${failed} event(s) failed after the maximum attempts`, ...details }
+    if (broker === 'connected' && (oldestPendingMs ?? 0) > OUTBOX_STUCK_AFTER_MS)
+      return { status: 'down', error: 'events are not being delivered', ...details }
+    return { status: 'up', ...details }
+  },
+})

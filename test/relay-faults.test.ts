@@ -1,0 +1,217 @@
+import { afterAll, afterEach, beforeAll, expect, test } from 'bun:test'
+import { and, asc, eq, isNull } from 'drizzle-orm'
+import type { Config } from '../src/config'
+import { PublishError, type Publisher } from '../src/events/publisher'
+import { outboxEvents } from '../src/events/table'
+import type { Logger } from '../src/logger'
+import { findUserById, updateUser } from '../src/users/service'
+import { capturingLogger, createTestApp, type TestAppOptions } from './support/app'
+import { BROKER_PORT, eventsEnv, openTestBroker, testPublisher, waitFor, type TestBroker } from './support/broker'
+import { startTcpProxy, type TcpProxy } from './support/tcp-proxy'
+
+type TestApp = Awaited<ReturnType<typeof createTestApp>>
+
+let broker: TestBroker
+let queue: string
+let env: Record<string, string>
+const apps: TestApp[] = []
+const proxies: TcpProxy[] = []
+
+beforeAll(async () => {
+  broker = await openTestBroker('faults')
+  queue = broker.name('posts')
+  env = eventsEnv({ queues: [queue], current: broker.name('users'), exchange: broker.name('exchange') })
+  broker.track('exchange', env.EVENTS_EXCHANGE!)
+  await broker.legacyConsumer(queue)
+})
+afterEach(async () => {
+  for (const app of apps.splice(0).reverse()) await app.close()
+  for (const proxy of proxies.splice(0)) await proxy.stop()
+})
+afterAll(() => broker.close())
+
+async function eventsApp(options: Partial<TestAppOptions> & { url?: string } = {}) {
+  const app = await createTestApp({
+    label: 'faults',
+    publisher: testPublisher(options.url),
+    ...options,
+    env: { ...env, ...options.env },
+  })
+  apps.push(app)
+  return app
+}
+
+async function brokerProxy() {
+  const proxy = await startTcpProxy({ targetPort: BROKER_PORT })
+  proxies.push(proxy)
+  return { proxy, url: `amqp://guest:guest@127.0.0.1:${proxy.port}` }
+}
+
+const received = (userId: string) => broker.deliveries.filter((d) => d.queue === queue && d.body.id === userId)
+const fullNames = (userId: string) => received(userId).map((d) => d.body.full_name)
+const messageIds = (userId: string) => received(userId).map((d) => d.properties.messageId as string)
+const connected = (app: TestApp) => () => app.publisher!.isConnected()
+const rename = (app: TestApp, user: { access: string }, fullName: string) =>
+  app.call('PATCH', '/api/users/update/', { token: user.access, body: { full_name: fullName } })
+
+async function outboxIds(app: TestApp, userId: string) {
+  const rows = await app.deps.db.select().from(outboxEvents).where(eq(outboxEvents.userId, userId)).orderBy(asc(outboxEvents.seq))
+  return rows.map((row) => row.id)
+}
+
+// Changes a user without the HTTP layer, so no after-response hook wakes the relay.
+async function renameQuietly(app: TestApp, userId: string, fullName: string) {
+  await updateUser(app.deps, (await findUserById(app.deps.db, userId))!, { full_name: fullName })
+}
+
+test('during a broker outage requests stay fast and readiness says so; afterwards every event arrives exactly once, in order', async () => {
+  const { proxy, url } = await brokerProxy()
+  const app = await eventsApp({ url })
+  await waitFor(connected(app), 'the publisher to connect')
+  const user = await app.registerUser({ full_name: 'Outage 0' })
+  await waitFor(() => received(user.id).length === 1, 'the created event')
+
+  proxy.cut()
+  await waitFor(() => !connected(app)(), 'the outage to be noticed')
+  for (let i = 1; i <= 5; i++) {
+    const startedAt = performance.now()
+    expect((await rename(app, user, `Outage ${i}`)).status).toBe(200)
+    expect(performance.now() - startedAt).toBeLessThan(250)
+  }
+  const ready = await app.call('GET', '/health/ready')
+  expect(ready.status).toBe(503)
+  expect(ready.body).toMatchObject({ code: 'not_ready', checks: { broker: { status: 'down' }, database: { status: 'up' } } })
+  expect(ready.body.detail).toContain('broker')
+
+  proxy.restore()
+  await waitFor(() => received(user.id).length >= 6, 'the backlog', 10_000)
+  // Room for a duplicate to show up, were there one.
+  await Bun.sleep(200)
+  expect(fullNames(user.id)).toEqual(['Outage 0', 'Outage 1', 'Outage 2', 'Outage 3', 'Outage 4', 'Outage 5'])
+  expect(messageIds(user.id)).toEqual(await outboxIds(app, user.id))
+}, 20_000)
+
+test('the service starts and serves with the broker unreachable, and delivers the backlog once it is reachable', async () => {
+  const { proxy, url } = await brokerProxy()
+  proxy.cut()
+  const app = await eventsApp({ url })
+  const user = await app.registerUser({ full_name: 'Early 1' })
+  expect((await rename(app, user, 'Early 2')).status).toBe(200)
+  expect((await app.call('GET', '/health/ready')).body.checks.broker.status).toBe('down')
+  expect(await outboxIds(app, user.id)).toHaveLength(2)
+
+  proxy.restore()
+  await waitFor(() => received(user.id).length === 2, 'the backlog', 10_000)
+  expect(fullNames(user.id)).toEqual(['Early 1', 'Early 2'])
+}, 20_000)
+
+test('two app instances on one database publish each event exactly once, and each user in order', async () => {
+  const first = await eventsApp()
+  const second = await eventsApp({ sameDeploymentAs: first })
+  await waitFor(() => connected(first)() && connected(second)(), 'both publishers to connect')
+  const instances = [first, second]
+  const users = await Promise.all([0, 1, 2, 3].map((i) => instances[i % 2]!.registerUser({ full_name: `Shared ${i}.0` })))
+
+  // Each user's updates alternate between the instances; the users run concurrently.
+  await Promise.all(
+    users.map(async (user, u) => {
+      for (let i = 1; i <= 6; i++) expect((await rename(instances[(u + i) % 2]!, user, `Shared ${u}.${i}`)).status).toBe(200)
+    }),
+  )
+
+  await waitFor(() => users.every((user) => received(user.id).length >= 7), 'every event', 10_000)
+  await Bun.sleep(200)
+  for (const [u, user] of users.entries()) {
+    expect(messageIds(user.id)).toEqual(await outboxIds(first, user.id))
+    expect(fullNames(user.id)).toEqual(Array.from({ length: 7 }, (_, i) => `Shared ${u}.${i}`))
+  }
+}, 20_000)
+
+test('a poison event is given up after the maximum attempts and reported, while other users flow and its user waits behind it', async () => {
+  const { logger, lines } = capturingLogger()
+  const app = await eventsApp({ env: { OUTBOX_MAX_ATTEMPTS: '3' }, logger, publisher: refusing('Poison Pill') })
+  await waitFor(connected(app), 'the publisher to connect')
+  const victim = await app.registerUser({ full_name: 'Victim' })
+  const bystander = await app.registerUser({ full_name: 'Bystander 1' })
+  await rename(app, victim, 'Poison Pill')
+  await rename(app, victim, 'After Poison')
+  await rename(app, bystander, 'Bystander 2')
+
+  await waitFor(() => fullNames(bystander.id).includes('Bystander 2'), 'the later event of another user', 10_000)
+  const [poison] = await app.deps.db
+    .select()
+    .from(outboxEvents)
+    .where(and(eq(outboxEvents.userId, victim.id), eq(outboxEvents.name, 'user.updated')))
+    .orderBy(asc(outboxEvents.seq))
+  expect(poison).toMatchObject({ attempts: 3, publishedAt: null, lastError: expect.stringContaining('nacked') })
+  expect(poison!.failedAt).toBeInstanceOf(Date)
+  expect(fullNames(victim.id)).toEqual(['Victim'])
+  expect(lines.some((line) => line.level === 50 && line.msg.includes('gave up') && line.eventId === poison!.id)).toBe(true)
+
+  const ready = await app.call('GET', '/health/ready')
+  expect(ready.status).toBe(503)
+  expect(ready.body.checks.outbox).toMatchObject({ status: 'down', failed: 1 })
+}, 20_000)
+
+test('stopping flushes the pending events before the deadline', async () => {
+  const app = await eventsApp({ env: { OUTBOX_SWEEP_INTERVAL: '1h' } })
+  await waitFor(connected(app), 'the publisher to connect')
+  const user = await app.registerUser({ full_name: 'Flush 1' })
+  await waitFor(() => received(user.id).length === 1, 'the created event')
+  await renameQuietly(app, user.id, 'Flush 2')
+
+  await app.deps.relay.stop({ deadlineMs: 2_000 })
+  await waitFor(() => received(user.id).length === 2, 'the flushed event')
+  expect(fullNames(user.id)).toEqual(['Flush 1', 'Flush 2'])
+})
+
+test('stopping with a stalled broker returns by its deadline and leaves the events in the outbox', async () => {
+  const { proxy, url } = await brokerProxy()
+  const app = await eventsApp({ url, env: { OUTBOX_SWEEP_INTERVAL: '1h' } })
+  await waitFor(connected(app), 'the publisher to connect')
+  const user = await app.registerUser()
+  await waitFor(() => received(user.id).length === 1, 'the created event')
+  proxy.stall()
+  await renameQuietly(app, user.id, 'Stalled')
+
+  const startedAt = performance.now()
+  await app.deps.relay.stop({ deadlineMs: 300 })
+  // The deadline, plus the relay connection's one-second grace to end its open transaction.
+  expect(performance.now() - startedAt).toBeLessThan(1_800)
+  const pending = await app.deps.db
+    .select()
+    .from(outboxEvents)
+    .where(and(eq(outboxEvents.userId, user.id), isNull(outboxEvents.publishedAt)))
+  expect(pending.map((row) => row.name)).toEqual(['user.updated'])
+  proxy.restore()
+})
+
+test('published events are pruned after the retention; unpublished ones never are', async () => {
+  const app = await eventsApp({ env: { OUTBOX_RETENTION: '7d' } })
+  await waitFor(connected(app), 'the publisher to connect')
+  const user = await app.registerUser()
+  await waitFor(() => received(user.id).length === 1, 'the created event')
+  const keptForever = { id: crypto.randomUUID(), name: 'user.updated', userId: crypto.randomUUID(), payload: {}, createdAt: new Date(0), failedAt: new Date(0) }
+  await app.deps.db.insert(outboxEvents).values(keptForever)
+
+  app.clock.advance(7 * 86_400_000 + 60_000)
+  app.deps.relay.wake()
+  await waitFor(async () => (await outboxIds(app, user.id)).length === 0, 'the published event to be pruned')
+  expect(await outboxIds(app, keptForever.userId)).toEqual([keptForever.id])
+})
+
+/** The app's real publisher, except that the broker "nacks" every event whose full_name is `poison`. */
+function refusing(poison: string) {
+  return (config: Config, logger: Logger): Publisher => {
+    const real = testPublisher()(config, logger)
+    return {
+      ...real,
+      async publish(events) {
+        const index = events.findIndex((event) => (event.payload as { full_name?: string }).full_name === poison)
+        if (index === -1) return real.publish(events)
+        await real.publish(events.slice(0, index))
+        throw new PublishError('nacked', events[index]!, index, 'broker nacked the message')
+      },
+    }
+  }
+}
