@@ -5,7 +5,7 @@ import { targetQueues, type Config } from './config'
 import { openPglite, openPostgres, type Database, type DbHandle } from './db'
 import { createAmqpPublisher, type AmqpPublisherOptions, type Publisher } from './events/publisher'
 import { createRelay, type Relay } from './events/relay'
-import { brokerCheck, databaseCheck, outboxCheck, type ReadinessCheck } from './health/checks'
+import { brokerCheck, databaseCheck, outboxCheck, redisCheck, type ReadinessCheck } from './health/checks'
 import type { Logger } from './logger'
 import { createMemoryRateLimiter } from './sessions/memory-rate-limiter'
 import { createMemorySessionStore } from './sessions/memory-store'
@@ -113,6 +113,11 @@ export async function buildDeps(config: ServiceConfig, connections: Connections,
     sessions,
     limiter,
     relay,
-    readiness: [databaseCheck(database), ...(publisher ? [brokerCheck(publisher)] : []), outboxCheck(relay)],
+    readiness: [
+      databaseCheck(database),
+      ...(redis ? [redisCheck(redis)] : []),
+      ...(publisher ? [brokerCheck(publisher)] : []),
+      outboxCheck(relay),
+    ],
   }
 }

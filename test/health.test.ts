@@ -14,10 +14,13 @@ test('/health/live answers 200 while the process runs', async () => {
   expect(response.body).toEqual({ status: 'ok' })
 })
 
-test('/health/ready checks the database and the outbox, and no broker when none is configured', async () => {
+test('/health/ready checks the database, Redis and the outbox, and no broker when none is configured', async () => {
   const response = await t.call('GET', '/health/ready')
   expect(response.status).toBe(200)
-  expect(response.body).toMatchObject({ status: 'ok', checks: { database: { status: 'up' }, outbox: { status: 'up', failed: 0 } } })
+  expect(response.body).toMatchObject({
+    status: 'ok',
+    checks: { database: { status: 'up' }, redis: { status: 'up' }, outbox: { status: 'up', failed: 0 } },
+  })
   expect(response.body.checks.broker).toBeUndefined()
 })
 

@@ -56,6 +56,9 @@ test('while Redis is down every session route answers 503 quickly, never 500, an
     expect(response.headers.get('retry-after')).toBe('1')
   }
   expect(performance.now() - started).toBeLessThan(2_000)
+  const ready = await t.call('GET', '/health/ready')
+  expect(ready.status).toBe(503)
+  expect(ready.body.checks.redis.status).toBe('down')
 
   const change = await t.call('PATCH', '/api/users/update/', { token: user.access, body: { password: 'never-stored-passphrase', current_password: user.password } })
   expect(change.status).toBe(503)
@@ -65,6 +68,7 @@ test('while Redis is down every session route answers 503 quickly, never 500, an
   // The throwaway server kept nothing, so old sessions are gone; a new login works end to end.
   const login = await t.call('POST', '/api/users/login/', { body: { email: user.email, password: user.password } })
   expect((await t.call('GET', '/api/users/me/', { token: login.body.access })).status).toBe(200)
+  expect((await t.call('GET', '/health/ready')).status).toBe(200)
   const oldPassword = await t.call('POST', '/api/users/login/', { body: { email: user.email, password: 'never-stored-passphrase' } })
   expect(oldPassword.status).toBe(400)
 }, 30_000)

@@ -1,6 +1,7 @@
 import type { DbHandle } from '../db'
 import type { Publisher } from '../events/publisher'
 import type { Relay } from '../events/relay'
+import type { RedisClient } from '../sessions/redis-client'
 
 /** The outcome of one readiness check; extra fields explain it. */
 export type CheckResult = { status: 'up' | 'down' } & Record<string, unknown>
@@ -18,6 +19,15 @@ export const databaseCheck = (database: Pick<DbHandle, 'ping'>): ReadinessCheck 
   check: () => database.ping().then(
     () => ({ status: 'up' }),
     () => ({ status: 'down', error: 'the database did not answer' }),
+  ),
+})
+
+/** Whether Redis answers a PING (sessions and rate limits need it on every authenticated request). */
+export const redisCheck = (redis: Pick<RedisClient, 'ping'>): ReadinessCheck => ({
+  name: 'redis',
+  check: () => redis.ping().then(
+    () => ({ status: 'up' }),
+    () => ({ status: 'down', error: 'Redis did not answer' }),
   ),
 })
 
