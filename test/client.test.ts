@@ -1,11 +1,13 @@
 import type { Treaty } from '@elysiajs/eden'
-import { afterAll, beforeAll, expect, expectTypeOf, test } from 'bun:test'
+import { afterAll, afterEach, beforeAll, expect, expectTypeOf, test } from 'bun:test'
 import type { App } from 'users-service/app'
 import {
   createUsersClient,
   localStorageAdapter,
+  memoryStorage,
   type Fetcher,
   type TokenPair,
+  type UsersClient,
   type UsersClientOptions,
   type WebStorage,
 } from 'users-service/client'
@@ -25,6 +27,11 @@ beforeAll(async () => {
 })
 afterAll(() => t.close())
 
+const opened: UsersClient[] = []
+afterEach(() => {
+  for (const client of opened.splice(0)) client.close()
+})
+
 /** A fetcher into the in-process app that records each request; refresh calls wait for `hold()` first. */
 function recorder(hold?: () => Promise<unknown>) {
   const requests: { path: string; authorization: string | null }[] = []
@@ -38,7 +45,9 @@ function recorder(hold?: () => Promise<unknown>) {
 }
 
 function open(options: Partial<UsersClientOptions> = {}) {
-  return createUsersClient({ baseUrl: 'http://localhost', now: t.clock.now, ...options })
+  const client = createUsersClient({ baseUrl: 'http://localhost', now: t.clock.now, ...options })
+  opened.push(client)
+  return client
 }
 
 const newUser = () => ({ email: `client-${crypto.randomUUID()}@example.com`, full_name: 'Client User', password: 'a-long-unusual-passphrase' })
@@ -51,6 +60,33 @@ async function loggedIn(options: Partial<UsersClientOptions> = {}) {
   if (!registered.data) throw new Error(`register failed: ${JSON.stringify(registered.error)}`)
   calls.requests.length = 0
   return { client, calls }
+}
+
+const newChannel = () => `tabs-${crypto.randomUUID()}`
+
+/** One session in a browser: its tabs share the channel and start from the same pair, each in its own memory. */
+async function browser() {
+  const { access, refresh } = await t.registerUser()
+  const channel = newChannel()
+  const tab = (options: Partial<UsersClientOptions> = {}) => open({ channel, storage: memoryStorage({ access, refresh }), ...options })
+  return { channel, tab }
+}
+
+/** The next message on a channel, as every tab on it receives it. */
+const nextMessage = (name: string) =>
+  new Promise<void>((resolve) => {
+    const channel = new BroadcastChannel(name)
+    channel.onmessage = () => {
+      channel.close()
+      resolve()
+    }
+  })
+
+async function eventually(condition: () => boolean) {
+  for (let tries = 0; !condition(); tries++) {
+    if (tries === 200) throw new Error('the condition never held')
+    await Bun.sleep(5)
+  }
 }
 
 const webStorage = (): WebStorage => {
@@ -209,4 +245,86 @@ test('the localStorage adapter reads a value it cannot understand as no tokens',
   expect(adapter.get()).toBeNull()
   storage.setItem('tokens', '{"access":1}')
   expect(adapter.get()).toBeNull()
+})
+
+test('a login in one tab logs the other tabs in', async () => {
+  const user = await t.registerUser()
+  const channel = newChannel()
+  const [first, second] = [open({ channel, fetcher: recorder().fetcher }), open({ channel, fetcher: recorder().fetcher })]
+  await first.login({ email: user.email, password: user.password })
+  await eventually(() => second.tokens !== null)
+  expect(second.tokens).toEqual(first.tokens)
+})
+
+test('a tab adopts the pair another tab refreshed instead of refreshing itself', async () => {
+  const calls = recorder()
+  const { tab } = await browser()
+  const [first, second] = [tab({ fetcher: calls.fetcher }), tab({ fetcher: calls.fetcher })]
+  t.clock.advance(EXPIRED)
+  expect((await first.treaty.api.users.me.get()).status).toBe(200)
+  await eventually(() => second.tokens?.access === first.tokens?.access)
+  expect((await second.treaty.api.users.me.get()).status).toBe(200)
+  expect(calls.refreshes()).toBe(1)
+})
+
+test('two tabs that find the same access token expired refresh it once between them', async () => {
+  let release = () => {}
+  const held = new Promise<void>((resolve) => (release = resolve))
+  const calls = recorder(() => held)
+  const { channel, tab } = await browser()
+  const [first, second] = [tab({ fetcher: calls.fetcher }), tab({ fetcher: calls.fetcher })]
+  t.clock.advance(EXPIRED)
+  const announced = nextMessage(channel)
+  const firstMe = first.treaty.api.users.me.get()
+  await announced
+  await Bun.sleep(10)
+  const secondMe = second.treaty.api.users.me.get()
+  await Bun.sleep(10)
+  // The second tab waits for the first tab's refresh rather than sending its own.
+  expect(calls.requests.map((request) => request.path)).toEqual([REFRESH])
+  release()
+  expect([(await firstMe).status, (await secondMe).status]).toEqual([200, 200])
+  expect(calls.refreshes()).toBe(1)
+  expect(second.tokens).toEqual(first.tokens)
+})
+
+test('a tab whose refreshing peer never reports back refreshes by itself after a wait', async () => {
+  const calls = recorder()
+  const { channel, tab } = await browser()
+  // A tab closed in the middle of its refresh: the request never reaches the server.
+  const closed = tab({ fetcher: recorder(() => new Promise(() => {})).fetcher })
+  const survivor = tab({ fetcher: calls.fetcher })
+  t.clock.advance(EXPIRED)
+  const announced = nextMessage(channel)
+  void closed.treaty.api.users.me.get()
+  await announced
+  const started = performance.now()
+  expect((await survivor.treaty.api.users.me.get()).status).toBe(200)
+  expect(performance.now() - started).toBeGreaterThan(4_900)
+  expect(calls.refreshes()).toBe(1)
+}, 10_000)
+
+test('a logout in one tab logs the other tabs out through their callback', async () => {
+  let loggedOut = 0
+  const { tab } = await browser()
+  const first = tab({ fetcher: recorder().fetcher })
+  const second = tab({ fetcher: recorder().fetcher, onLoggedOut: () => loggedOut++ })
+  await first.logout()
+  await eventually(() => second.tokens === null)
+  expect(loggedOut).toBe(1)
+})
+
+test('tabs that share localStorage are told of a logout too', async () => {
+  let loggedOut = 0
+  const channel = newChannel()
+  const storage = webStorage()
+  const [first, second] = [
+    open({ channel, fetcher: recorder().fetcher, storage: localStorageAdapter('tokens', storage) }),
+    open({ channel, fetcher: recorder().fetcher, storage: localStorageAdapter('tokens', storage), onLoggedOut: () => loggedOut++ }),
+  ]
+  await first.register(newUser())
+  await first.logout()
+  await eventually(() => loggedOut > 0)
+  expect(second.tokens).toBeNull()
+  expect(loggedOut).toBe(1)
 })
