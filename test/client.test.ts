@@ -328,3 +328,9 @@ test('tabs that share localStorage are told of a logout too', async () => {
   expect(second.tokens).toBeNull()
   expect(loggedOut).toBe(1)
 })
+
+test('the client bundles for a browser with no server code in it', async () => {
+  const build = await Bun.build({ entrypoints: [new URL('../src/client.ts', import.meta.url).pathname], target: 'browser' })
+  const sources = [...(await build.outputs[0]!.text()).matchAll(/^\/\/ (\S+)$/gm)].map((match) => match[1])
+  expect(sources.filter((source) => !source?.startsWith('node_modules/@elysiajs/eden/'))).toEqual(['src/client.ts'])
+})
