@@ -1,0 +1,225 @@
+import { treaty } from '@elysiajs/eden'
+import type { App } from './app'
+import type { TokenPair } from './auth/tokens'
+
+export type { TokenPair }
+
+/** Where the client keeps its token pair. */
+export type TokenStorage = { get(): TokenPair | null; set(pair: TokenPair | null): void }
+
+/** The Web Storage methods the adapter uses (`localStorage`, `sessionStorage`). */
+export type WebStorage = { getItem(key: string): string | null; setItem(key: string, value: string): void; removeItem(key: string): void }
+
+export type Fetcher = (url: string, init: RequestInit) => Promise<Response>
+
+export type UsersClientOptions = {
+  /** The service's origin, e.g. `https://api.example.com`. */
+  baseUrl: string
+  /** Memory by default: the tokens last as long as the page or process. */
+  storage?: TokenStorage
+  /** Called when the session ends other than by this client's `logout`: a refused refresh, or a logout in another tab. */
+  onLoggedOut?: () => void
+  /** The old service understands only `JWT`; this one also takes `Bearer`. */
+  scheme?: 'JWT' | 'Bearer'
+  /** Refresh this many seconds before the access token expires, so that it does not expire in flight. */
+  refreshSkewSeconds?: number
+  /** A BroadcastChannel name shared by the tabs of one app: they share tokens and refresh once between them. */
+  channel?: string
+  fetcher?: Fetcher
+  /** Milliseconds since the epoch. */
+  now?: () => number
+}
+
+type Message = { type: 'tokens'; pair: TokenPair } | { type: 'logged-out' } | { type: 'refreshing'; access: string }
+
+// Shorter than the server's 10 s refresh grace: when the refreshing tab dies after the server rotated,
+// this tab's late refresh with the same token still gets the successor instead of ending the session.
+const PEER_REFRESH_WAIT_MS = 5000
+
+const TOKEN_ROUTES = /\/api\/users\/(?:login|register|refresh)\/?$/
+
+declare const localStorage: WebStorage
+
+/** Tokens in memory only. */
+export function memoryStorage(initial: TokenPair | null = null): TokenStorage {
+  let pair = initial
+  return {
+    get: () => pair,
+    set: (next) => {
+      pair = next
+    },
+  }
+}
+
+/** Tokens in `localStorage` (or another Web Storage) under one key, so that they survive a reload. */
+export function localStorageAdapter(key = 'users-service.tokens', store: WebStorage = localStorage): TokenStorage {
+  return {
+    get() {
+      try {
+        const pair = JSON.parse(store.getItem(key) ?? 'null')
+        return typeof pair?.access === 'string' && typeof pair.refresh === 'string' ? { access: pair.access, refresh: pair.refresh } : null
+      } catch {
+        return null
+      }
+    },
+    set: (pair) => (pair ? store.setItem(key, JSON.stringify(pair)) : store.removeItem(key)),
+  }
+}
+
+/**
+ * The typed Eden treaty for this service, with the tokens handled: each request carries the access
+ * token, one about to expire is refreshed first, and a 401 is refreshed and retried once. Concurrent
+ * requests, and tabs sharing a channel, share one refresh, so that the server's refresh-token reuse
+ * detection never fires on a well-behaved client.
+ */
+export function createUsersClient({
+  baseUrl,
+  storage = memoryStorage(),
+  onLoggedOut = () => {},
+  scheme = 'JWT',
+  refreshSkewSeconds = 30,
+  channel: channelName,
+  fetcher = fetch,
+  now = Date.now,
+}: UsersClientOptions) {
+  const channel = channelName ? new BroadcastChannel(channelName) : null
+  // Eden types its fetcher as the global fetch, which in Bun carries extra properties; it only calls it.
+  const plain = treaty<App>(baseUrl, { fetcher: fetcher as typeof fetch })
+  const api = treaty<App>(baseUrl, { fetcher: authorizedFetch as typeof fetch })
+  let refreshing: Promise<TokenPair | null> | null = null
+  let peer: { access: string; done: Promise<void>; settle(): void } | null = null
+
+  if (channel) channel.onmessage = (event) => adopt(event.data)
+
+  function store(pair: TokenPair | null) {
+    storage.set(pair)
+    channel?.postMessage((pair ? { type: 'tokens', pair } : { type: 'logged-out' }) satisfies Message)
+  }
+
+  // Another tab's news: its tokens are adopted rather than refreshed again. A logout is reported even when
+  // the tabs share localStorage, which the other tab has already emptied.
+  function adopt(message: Message) {
+    if (message.type === 'refreshing') return awaitPeer(message.access)
+    if (message.type === 'tokens') storage.set(message.pair)
+    if (message.type === 'logged-out') {
+      storage.set(null)
+      onLoggedOut()
+    }
+    peer?.settle()
+  }
+
+  function awaitPeer(access: string) {
+    if (storage.get()?.access !== access) return
+    peer?.settle()
+    let resolve = () => {}
+    const done = new Promise<void>((settle) => (resolve = settle))
+    const settle = () => {
+      clearTimeout(timer)
+      if (peer?.done === done) peer = null
+      resolve()
+    }
+    const timer = setTimeout(settle, PEER_REFRESH_WAIT_MS)
+    peer = { access, done, settle }
+  }
+
+  const expiresSoon = (access: string) => {
+    const exp = expiryOf(access)
+    return exp !== null && (exp - refreshSkewSeconds) * 1000 <= now()
+  }
+
+  // Single flight: every caller that finds the tokens stale while a refresh is under way gets its result.
+  function refresh(stale: TokenPair) {
+    refreshing ??= rotate(stale).finally(() => {
+      refreshing = null
+    })
+    return refreshing
+  }
+
+  /** The pair that replaces `stale`, or null when none could be had. */
+  async function rotate(stale: TokenPair): Promise<TokenPair | null> {
+    if (peer?.access === stale.access) await peer.done
+    // Another request or tab already replaced, or ended, this pair.
+    if (storage.get()?.access !== stale.access) return storage.get()
+    channel?.postMessage({ type: 'refreshing', access: stale.access } satisfies Message)
+    const { data, status } = await plain.api.users.refresh.post({ refresh: stale.refresh })
+    // A login or logout while the refresh was under way is newer than its result.
+    if (storage.get()?.refresh !== stale.refresh) return storage.get()
+    if (data) {
+      store(data)
+      return data
+    }
+    if (status === 401) {
+      store(null)
+      onLoggedOut()
+    }
+    // Any other failure (network, 503) is transient: the pair is kept for the next attempt.
+    return null
+  }
+
+  async function authorizedFetch(url: string, init: RequestInit) {
+    const headers = new Headers(init.headers)
+    // A caller that authorizes a request itself (a service passing on its user's token) is left alone.
+    if (headers.has('authorization') || TOKEN_ROUTES.test(new URL(url).pathname)) return fetcher(url, init)
+    const send = (pair: TokenPair | null) => {
+      if (pair) headers.set('authorization', `${scheme} ${pair.access}`)
+      return fetcher(url, { ...init, headers })
+    }
+    let pair = storage.get()
+    if (pair && expiresSoon(pair.access)) pair = (await refresh(pair)) ?? storage.get()
+    const response = await send(pair)
+    if (response.status !== 401 || !pair) return response
+    const next = await refresh(pair)
+    return next ? send(next) : response
+  }
+
+  return {
+    /** The Eden treaty: `client.treaty.api.users.me.get()`. */
+    treaty: api,
+    /** The current pair, or null when logged out. */
+    get tokens() {
+      return storage.get()
+    },
+    /** Logs in and keeps the tokens; a 400 names the fields, as the form shows them. */
+    async login(body: Parameters<typeof plain.api.users.login.post>[0]) {
+      const response = await plain.api.users.login.post(body)
+      if (response.data) store(response.data)
+      return response
+    },
+    /** Creates an account and keeps its tokens. */
+    async register(body: Parameters<typeof plain.api.users.register.post>[0]) {
+      const response = await plain.api.users.register.post(body)
+      if (response.data) store(response.data)
+      return response
+    },
+    /** Ends this session on the server and forgets the tokens, even when the server cannot be reached; null without a session. */
+    async logout() {
+      const pair = storage.get()
+      const response = pair && (await api.api.users.logout.post({ refresh: pair.refresh }))
+      store(null)
+      return response
+    },
+    /** Ends every session of the user on the server and forgets the tokens. */
+    async logoutAll() {
+      const response = await api.api.users['logout-all'].post()
+      store(null)
+      return response
+    },
+    /** Stops listening to the other tabs. */
+    close() {
+      peer?.settle()
+      channel?.close()
+    },
+  }
+}
+
+export type UsersClient = ReturnType<typeof createUsersClient>
+
+/** The token's `exp` claim, read without verification: the client only needs to know when to refresh. */
+function expiryOf(token: string): number | null {
+  try {
+    const payload = JSON.parse(atob((token.split('.')[1] ?? '').replace(/-/g, '+').replace(/_/g, '/')))
+    return typeof payload.exp === 'number' ? payload.exp : null
+  } catch {
+    return null
+  }
+}

@@ -1,0 +1,336 @@
+import type { Treaty } from '@elysiajs/eden'
+import { afterAll, afterEach, beforeAll, expect, expectTypeOf, test } from 'bun:test'
+import type { App } from 'users-service/app'
+import {
+  createUsersClient,
+  localStorageAdapter,
+  memoryStorage,
+  type Fetcher,
+  type TokenPair,
+  type UsersClient,
+  type UsersClientOptions,
+  type WebStorage,
+} from 'users-service/client'
+import { createTestApp, type TestApp } from './support/app'
+
+// The package's own exports are imported, so `bun run typecheck` also checks them; a route whose
+// types drift fails to compile here.
+const ME = '/api/users/me'
+const REFRESH = '/api/users/refresh'
+const MINUTE = 60_000
+// Past the default 15-minute access lifetime.
+const EXPIRED = 16 * MINUTE
+
+let t: TestApp
+beforeAll(async () => {
+  t = await createTestApp({ label: 'client' })
+})
+afterAll(() => t.close())
+
+const opened: UsersClient[] = []
+afterEach(() => {
+  for (const client of opened.splice(0)) client.close()
+})
+
+/** A fetcher into the in-process app that records each request; refresh calls wait for `hold()` first. */
+function recorder(hold?: () => Promise<unknown>) {
+  const requests: { path: string; authorization: string | null }[] = []
+  const fetcher: Fetcher = async (url, init) => {
+    const path = new URL(url).pathname
+    requests.push({ path, authorization: new Headers(init.headers).get('authorization') })
+    if (path === REFRESH) await hold?.()
+    return t.app.handle(new Request(url, init))
+  }
+  return { fetcher, requests, refreshes: () => requests.filter((request) => request.path === REFRESH).length }
+}
+
+function open(options: Partial<UsersClientOptions> = {}) {
+  const client = createUsersClient({ baseUrl: 'http://localhost', now: t.clock.now, ...options })
+  opened.push(client)
+  return client
+}
+
+const newUser = () => ({ email: `client-${crypto.randomUUID()}@example.com`, full_name: 'Client User', password: 'a-long-unusual-passphrase' })
+
+/** A client that has just registered, with its recorder emptied. */
+async function loggedIn(options: Partial<UsersClientOptions> = {}) {
+  const calls = recorder()
+  const client = open({ fetcher: calls.fetcher, ...options })
+  const registered = await client.register(newUser())
+  if (!registered.data) throw new Error(`register failed: ${JSON.stringify(registered.error)}`)
+  calls.requests.length = 0
+  return { client, calls }
+}
+
+const newChannel = () => `tabs-${crypto.randomUUID()}`
+
+/** One session in a browser: its tabs share the channel and start from the same pair, each in its own memory. */
+async function browser() {
+  const { access, refresh } = await t.registerUser()
+  const channel = newChannel()
+  const tab = (options: Partial<UsersClientOptions> = {}) => open({ channel, storage: memoryStorage({ access, refresh }), ...options })
+  return { channel, tab }
+}
+
+/** The next message on a channel, as every tab on it receives it. */
+const nextMessage = (name: string) =>
+  new Promise<void>((resolve) => {
+    const channel = new BroadcastChannel(name)
+    channel.onmessage = () => {
+      channel.close()
+      resolve()
+    }
+  })
+
+async function eventually(condition: () => boolean) {
+  for (let tries = 0; !condition(); tries++) {
+    if (tries === 200) throw new Error('the condition never held')
+    await Bun.sleep(5)
+  }
+}
+
+const webStorage = (): WebStorage => {
+  const items = new Map<string, string>()
+  return { getItem: (key) => items.get(key) ?? null, setItem: (key, value) => void items.set(key, value), removeItem: (key) => void items.delete(key) }
+}
+
+test('calls through the client are typed by the server routes', async () => {
+  const { client } = await loggedIn()
+  const me = await client.treaty.api.users.me.get()
+  const email: string | undefined = me.data?.email
+  expect(email).toEndWith('@example.com')
+  const sessions = await client.treaty.api.users.sessions.get()
+  const current: boolean | undefined = sessions.data?.[0]?.current
+  expect(current).toBe(true)
+  expectTypeOf(client.treaty).toEqualTypeOf<Treaty.Create<App>>()
+  // @ts-expect-error: login takes the route's body, which requires a password
+  const incomplete: Parameters<typeof client.login>[0] = { email: 'ann@example.com' }
+  expect(incomplete.email).toBe('ann@example.com')
+})
+
+test('requests carry the access token with the JWT scheme by default', async () => {
+  const { client, calls } = await loggedIn()
+  await client.treaty.api.users.me.get()
+  expect(calls.requests).toEqual([{ path: ME, authorization: `JWT ${client.tokens!.access}` }])
+})
+
+test('the Bearer scheme can be chosen instead', async () => {
+  const { client, calls } = await loggedIn({ scheme: 'Bearer' })
+  expect((await client.treaty.api.users.me.get()).status).toBe(200)
+  expect(calls.requests[0]!.authorization).toBe(`Bearer ${client.tokens!.access}`)
+})
+
+test('twenty concurrent requests with an expired access token share exactly one refresh', async () => {
+  const { client, calls } = await loggedIn()
+  const before = client.tokens!
+  t.clock.advance(EXPIRED)
+  const responses = await Promise.all(Array.from({ length: 20 }, () => client.treaty.api.users.me.get()))
+  expect(responses.map((response) => response.status)).toEqual(Array(20).fill(200))
+  expect(calls.refreshes()).toBe(1)
+  expect(client.tokens!.refresh).not.toBe(before.refresh)
+  expect(calls.requests.filter((request) => request.path === ME).every((request) => request.authorization === `JWT ${client.tokens!.access}`)).toBe(true)
+})
+
+test('an access token within the skew of its expiry is refreshed before the request', async () => {
+  const { client, calls } = await loggedIn({ refreshSkewSeconds: 30 })
+  t.clock.advance(15 * MINUTE - 20_000)
+  expect((await client.treaty.api.users.me.get()).status).toBe(200)
+  expect(calls.requests.map((request) => request.path)).toEqual([REFRESH, ME])
+})
+
+test('a 401 is answered by one refresh and one retry', async () => {
+  // The client's clock lags the server's, so it sends a token it believes fresh and the server refuses.
+  const clientTime = t.clock.now()
+  const { client, calls } = await loggedIn({ now: () => clientTime })
+  t.clock.advance(EXPIRED)
+  const me = await client.treaty.api.users.me.get()
+  expect(me.status).toBe(200)
+  expect(calls.requests.map((request) => request.path)).toEqual([ME, REFRESH, ME])
+})
+
+test('a revoked session ends in the logged-out callback, with the tokens forgotten', async () => {
+  let loggedOut = 0
+  const { client, calls } = await loggedIn({ onLoggedOut: () => loggedOut++ })
+  // Ended from another device.
+  await t.call('POST', '/api/users/logout-all/', { token: client.tokens!.access })
+  const me = await client.treaty.api.users.me.get()
+  expect(me.status).toBe(401)
+  expect(calls.requests.map((request) => request.path)).toEqual([ME, REFRESH])
+  expect(loggedOut).toBe(1)
+  expect(client.tokens).toBeNull()
+})
+
+test('a refresh that fails in transit keeps the tokens and does not log out', async () => {
+  let loggedOut = 0
+  const calls = recorder(() => Promise.reject(new Error('network down')))
+  const { client } = await loggedIn({ fetcher: calls.fetcher, onLoggedOut: () => loggedOut++ })
+  const before = client.tokens
+  t.clock.advance(EXPIRED)
+  expect((await client.treaty.api.users.me.get()).status).toBe(401)
+  expect(loggedOut).toBe(0)
+  expect(client.tokens).toEqual(before)
+})
+
+test('a request that brings its own Authorization is sent as it is, without a refresh', async () => {
+  const { client, calls } = await loggedIn()
+  t.clock.advance(EXPIRED)
+  // A service passing on its own user's token, whatever the client holds.
+  const user = await t.registerUser()
+  const me = await client.treaty.api.users.me.get({ headers: { authorization: `Bearer ${user.access}` } })
+  expect(me.data?.id).toBe(user.id)
+  expect(calls.requests).toEqual([{ path: ME, authorization: `Bearer ${user.access}` }])
+})
+
+test('login keeps the pair it is given', async () => {
+  const user = await t.registerUser()
+  const client = open({ fetcher: recorder().fetcher })
+  const login = await client.login({ email: user.email, password: user.password })
+  expect(client.tokens).toEqual(login.data!)
+  expect((await client.treaty.api.users.me.get()).data?.id).toBe(user.id)
+})
+
+test('a failed login returns the field errors and keeps no tokens', async () => {
+  const user = await t.registerUser()
+  const client = open({ fetcher: recorder().fetcher })
+  const login = await client.login({ email: user.email, password: 'not-the-password' })
+  expect(login.error?.status).toBe(400)
+  expect(login.error?.value).toEqual({ email: ['Invalid email or password.'], password: ['Invalid email or password.'] })
+  expect(client.tokens).toBeNull()
+})
+
+test('logout ends the session on the server and forgets the tokens, without the logged-out callback', async () => {
+  let loggedOut = 0
+  const { client } = await loggedIn({ onLoggedOut: () => loggedOut++ })
+  const { access } = client.tokens!
+  expect((await client.logout())?.status).toBe(204)
+  expect(client.tokens).toBeNull()
+  expect(loggedOut).toBe(0)
+  expect((await t.call('GET', '/api/users/me/', { token: access })).status).toBe(401)
+})
+
+test('logout with an expired access token refreshes first, so that the session does end', async () => {
+  const { client, calls } = await loggedIn()
+  const { refresh } = client.tokens!
+  t.clock.advance(EXPIRED)
+  expect((await client.logout())?.status).toBe(204)
+  expect(calls.requests.map((request) => request.path)).toEqual([REFRESH, '/api/users/logout'])
+  expect((await t.call('POST', '/api/users/refresh/', { body: { refresh } })).status).toBe(401)
+})
+
+test('logoutAll ends every session of the user', async () => {
+  const { client } = await loggedIn()
+  const me = (await client.treaty.api.users.me.get()).data!
+  const elsewhere = open({ fetcher: recorder().fetcher })
+  await elsewhere.login({ email: me.email!, password: newUser().password })
+  const { access } = elsewhere.tokens!
+  expect((await client.logoutAll()).status).toBe(204)
+  expect(client.tokens).toBeNull()
+  expect((await t.call('GET', '/api/users/me/', { token: access })).status).toBe(401)
+})
+
+test('the localStorage adapter keeps the pair under its key across page loads', () => {
+  const storage = webStorage()
+  const pair: TokenPair = { access: 'a.b.c', refresh: 'd.e.f' }
+  localStorageAdapter('tokens', storage).set(pair)
+  expect(localStorageAdapter('tokens', storage).get()).toEqual(pair)
+  expect(localStorageAdapter('other', storage).get()).toBeNull()
+  localStorageAdapter('tokens', storage).set(null)
+  expect(storage.getItem('tokens')).toBeNull()
+})
+
+test('the localStorage adapter reads a value it cannot understand as no tokens', () => {
+  const storage = webStorage()
+  const adapter = localStorageAdapter('tokens', storage)
+  storage.setItem('tokens', '{not json')
+  expect(adapter.get()).toBeNull()
+  storage.setItem('tokens', '{"access":1}')
+  expect(adapter.get()).toBeNull()
+})
+
+test('a login in one tab logs the other tabs in', async () => {
+  const user = await t.registerUser()
+  const channel = newChannel()
+  const [first, second] = [open({ channel, fetcher: recorder().fetcher }), open({ channel, fetcher: recorder().fetcher })]
+  await first.login({ email: user.email, password: user.password })
+  await eventually(() => second.tokens !== null)
+  expect(second.tokens).toEqual(first.tokens)
+})
+
+test('a tab adopts the pair another tab refreshed instead of refreshing itself', async () => {
+  const calls = recorder()
+  const { tab } = await browser()
+  const [first, second] = [tab({ fetcher: calls.fetcher }), tab({ fetcher: calls.fetcher })]
+  t.clock.advance(EXPIRED)
+  expect((await first.treaty.api.users.me.get()).status).toBe(200)
+  await eventually(() => second.tokens?.access === first.tokens?.access)
+  expect((await second.treaty.api.users.me.get()).status).toBe(200)
+  expect(calls.refreshes()).toBe(1)
+})
+
+test('two tabs that find the same access token expired refresh it once between them', async () => {
+  let release = () => {}
+  const held = new Promise<void>((resolve) => (release = resolve))
+  const calls = recorder(() => held)
+  const { channel, tab } = await browser()
+  const [first, second] = [tab({ fetcher: calls.fetcher }), tab({ fetcher: calls.fetcher })]
+  t.clock.advance(EXPIRED)
+  const announced = nextMessage(channel)
+  const firstMe = first.treaty.api.users.me.get()
+  await announced
+  await Bun.sleep(10)
+  const secondMe = second.treaty.api.users.me.get()
+  await Bun.sleep(10)
+  // The second tab waits for the first tab's refresh rather than sending its own.
+  expect(calls.requests.map((request) => request.path)).toEqual([REFRESH])
+  release()
+  expect([(await firstMe).status, (await secondMe).status]).toEqual([200, 200])
+  expect(calls.refreshes()).toBe(1)
+  expect(second.tokens).toEqual(first.tokens)
+})
+
+test('a tab whose refreshing peer never reports back refreshes by itself after a wait', async () => {
+  const calls = recorder()
+  const { channel, tab } = await browser()
+  // A tab closed in the middle of its refresh: the request never reaches the server.
+  const closed = tab({ fetcher: recorder(() => new Promise(() => {})).fetcher })
+  const survivor = tab({ fetcher: calls.fetcher })
+  t.clock.advance(EXPIRED)
+  const announced = nextMessage(channel)
+  void closed.treaty.api.users.me.get()
+  await announced
+  const started = performance.now()
+  expect((await survivor.treaty.api.users.me.get()).status).toBe(200)
+  expect(performance.now() - started).toBeGreaterThan(4_900)
+  expect(calls.refreshes()).toBe(1)
+}, 10_000)
+
+test('a logout in one tab logs the other tabs out through their callback', async () => {
+  let loggedOut = 0
+  const { tab } = await browser()
+  const first = tab({ fetcher: recorder().fetcher })
+  const second = tab({ fetcher: recorder().fetcher, onLoggedOut: () => loggedOut++ })
+  await first.logout()
+  await eventually(() => second.tokens === null)
+  expect(loggedOut).toBe(1)
+})
+
+test('tabs that share localStorage are told of a logout too', async () => {
+  let loggedOut = 0
+  const channel = newChannel()
+  const storage = webStorage()
+  const [first, second] = [
+    open({ channel, fetcher: recorder().fetcher, storage: localStorageAdapter('tokens', storage) }),
+    open({ channel, fetcher: recorder().fetcher, storage: localStorageAdapter('tokens', storage), onLoggedOut: () => loggedOut++ }),
+  ]
+  await first.register(newUser())
+  await first.logout()
+  await eventually(() => loggedOut > 0)
+  expect(second.tokens).toBeNull()
+  expect(loggedOut).toBe(1)
+})
+
+test('the client bundles for a browser with no server code in it', async () => {
+  const build = await Bun.build({ entrypoints: [new URL('../src/client.ts', import.meta.url).pathname], target: 'browser' })
+  const sources = [...(await build.outputs[0]!.text()).matchAll(/^\/\/ (\S+)$/gm)].map((match) => match[1])
+  expect(sources.filter((source) => !source?.startsWith('node_modules/@elysiajs/eden/'))).toEqual(['src/client.ts'])
+})
