@@ -142,11 +142,11 @@ describe('latency and readiness', () => {
     expect(received(user.id, queues[0]!)[1]!.receivedAt - respondedAt).toBeLessThan(500)
   })
 
-  test('/health/ready names the database, the broker and the outbox, all up', async () => {
+  test('/health/ready names the database, Redis, the broker and the outbox, all up', async () => {
     const response = await t.call('GET', '/health/ready')
     expect(response.status).toBe(200)
     expect(response.body.status).toBe('ok')
-    expect(Object.keys(response.body.checks).sort()).toEqual(['broker', 'database', 'outbox'])
+    expect(Object.keys(response.body.checks).sort()).toEqual(['broker', 'database', 'outbox', 'redis'])
     for (const check of Object.values(response.body.checks)) expect(check).toMatchObject({ status: 'up' })
   })
 })
