@@ -2,12 +2,13 @@ import { cors } from '@elysiajs/cors'
 import { openapi } from '@elysiajs/openapi'
 import { Elysia } from 'elysia'
 import { authRoutes } from './auth/routes'
-import { jsonBodies } from './body'
+import { requestBodies } from './body'
 import type { Deps } from './deps'
 import { errorsPlugin } from './errors'
 import { relayWakeup } from './events/plugin'
 import { healthRoutes } from './health/routes'
 import { sessionsRoutes } from './sessions/routes'
+import { mediaRoutes } from './storage/routes'
 import { usersRoutes } from './users/routes'
 
 /** The whole HTTP API over the given dependencies; opens no connection itself. */
@@ -28,11 +29,18 @@ export function createApp(deps: Deps) {
     )
     .use(relayWakeup(deps.relay))
     .use(healthRoutes(deps.readiness))
-    .use(jsonBodies(deps.config.maxBodyBytes))
+    .use(requestBodies(bodyLimits(deps.config)))
     .use(authRoutes(deps))
     .use(sessionsRoutes(deps))
+    .use(mediaRoutes(deps.files))
     .use(usersRoutes(deps))
 }
+
+/** JSON bodies up to MAX_BODY_BYTES; a multipart form may carry a whole picture and a little more. */
+export const bodyLimits = (config: Deps['config']) => ({
+  jsonBytes: config.maxBodyBytes,
+  multipartBytes: config.profilePicMaxBytes + 64 * 1024,
+})
 
 /** The server's type, for the Eden treaty client. */
 export type App = ReturnType<typeof createApp>

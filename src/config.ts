@@ -39,6 +39,14 @@ const Env = Type.Object({
   OUTBOX_SWEEP_INTERVAL: duration,
   OUTBOX_MAX_ATTEMPTS: integer('an attempt count of at least 1', 1, 1000),
   OUTBOX_RETENTION: duration,
+  PUBLIC_URL: url('http|https'),
+  PROFILE_PIC_MAX_BYTES: integer('a size in bytes', 1024),
+  S3_BUCKET: text(),
+  S3_ENDPOINT: url('http|https'),
+  S3_REGION: text(),
+  S3_ACCESS_KEY_ID: text(),
+  S3_SECRET_ACCESS_KEY: text(),
+  S3_PUBLIC_URL: url('http|https'),
   HOST: text(),
   PORT: integer('a port number', 1, 65535),
   DATA_DIR: text(),
@@ -76,6 +84,18 @@ export const Config = Type.Object({
   queueList: Type.Array(Type.String()),
   queueDurable: Type.Boolean(),
   eventsExchange: Type.String(),
+  publicUrl: Type.String(),
+  profilePicMaxBytes: Type.Integer(),
+  s3: Type.Optional(
+    Type.Object({
+      bucket: Type.String(),
+      endpoint: Type.Optional(Type.String()),
+      region: Type.Optional(Type.String()),
+      accessKeyId: Type.Optional(Type.String()),
+      secretAccessKey: Type.Optional(Type.String()),
+      publicUrl: Type.Optional(Type.String()),
+    }),
+  ),
   outbox: Type.Object({
     sweepIntervalMs: Type.Integer({ minimum: 1 }),
     maxAttempts: Type.Integer({ minimum: 1 }),
@@ -124,6 +144,18 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     queueList: splitList(raw.QUEUE_LIST),
     queueDurable: parseBoolean(raw.QUEUE_DURABLE ?? 'true'),
     eventsExchange: raw.EVENTS_EXCHANGE ?? 'users',
+    publicUrl: (raw.PUBLIC_URL ?? `http://localhost:${raw.PORT ?? 8000}`).replace(/\/+$/, ''),
+    profilePicMaxBytes: Number(raw.PROFILE_PIC_MAX_BYTES ?? 5 * 1024 * 1024),
+    s3: raw.S3_BUCKET
+      ? {
+          bucket: raw.S3_BUCKET,
+          endpoint: raw.S3_ENDPOINT,
+          region: raw.S3_REGION,
+          accessKeyId: raw.S3_ACCESS_KEY_ID,
+          secretAccessKey: raw.S3_SECRET_ACCESS_KEY,
+          publicUrl: raw.S3_PUBLIC_URL,
+        }
+      : undefined,
     outbox: {
       sweepIntervalMs: parseDuration(raw.OUTBOX_SWEEP_INTERVAL ?? '5s') * 1000,
       maxAttempts: Number(raw.OUTBOX_MAX_ATTEMPTS ?? 10),

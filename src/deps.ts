@@ -14,6 +14,7 @@ import { connectRedis, type RedisClient } from './sessions/redis-client'
 import { createRedisRateLimiter } from './sessions/redis-rate-limiter'
 import { createRedisSessionStore } from './sessions/redis-store'
 import type { SessionStore } from './sessions/store'
+import { createFileStore, type FileStore } from './storage/files'
 
 export type ServiceConfig = Config & { secretKey: string }
 
@@ -28,6 +29,7 @@ export type Deps = {
   sessions: SessionStore
   limiter: RateLimiter
   relay: Relay
+  files: FileStore
   /** What GET /health/ready checks: one entry per configured backing service. */
   readiness: ReadinessCheck[]
 }
@@ -39,6 +41,8 @@ export type Connections = {
   /** Session and rate-limit stores; built on `redis` (or in process) when not given. */
   stores?: Stores
   publisher?: Publisher
+  /** The picture store; the configured one when not given. */
+  files?: FileStore
 }
 
 export type Stores = { sessions: SessionStore; limiter: RateLimiter }
@@ -113,6 +117,7 @@ export async function buildDeps(config: ServiceConfig, connections: Connections,
     sessions,
     limiter,
     relay,
+    files: connections.files ?? createFileStore(config),
     readiness: [
       databaseCheck(database),
       ...(redis ? [redisCheck(redis)] : []),

@@ -89,6 +89,8 @@ function drfMessage(issue: ValueError): string {
       return schema.format === 'email' ? 'Enter a valid email address.' : `Enter a valid ${schema.format}.`
     case ValueErrorType.String:
       return 'Not a valid string.'
+    case ValueErrorType.StringPattern:
+      return typeof schema.error === 'string' ? schema.error : 'Enter a valid value.'
     default:
       return issue.message
   }

@@ -1,9 +1,11 @@
-import { createApp } from './app'
+import { bodyLimits, createApp } from './app'
+import { largestBody } from './body'
 import { systemClock } from './clock'
 import { ConfigError, isEmbedded, loadConfig, type Config } from './config'
 import { createDeps, openDatabase } from './deps'
 import { createLogger, type Logger } from './logger'
 import { loadOrCreateSecretKey } from './secret-key'
+import { createFileStore } from './storage/files'
 import { setAdmin as setAdminFlag } from './users/service'
 
 const usage = `usage: users [serve]            start the service (default)
@@ -52,7 +54,7 @@ const SHUTDOWN_FLUSH_MS = 10_000
 
 async function serve(config: Config & { secretKey: string }, logger: Logger) {
   const { deps, database, close } = await createDeps(config, logger)
-  const app = createApp(deps).listen({ hostname: config.host, port: config.port, maxRequestBodySize: config.maxBodyBytes })
+  const app = createApp(deps).listen({ hostname: config.host, port: config.port, maxRequestBodySize: largestBody(bodyLimits(config)) })
   logger.info({ port: config.port, database: database.driver, broker: config.amqpUrl !== undefined }, 'users service listening')
   // No new requests first, then publish what the outbox holds, then close the connections it needed.
   const shutdown = async () => {
@@ -75,7 +77,7 @@ async function setAdmin(config: Config & { secretKey: string }, logger: Logger, 
   const database = await openDatabase(config)
   try {
     // The user.updated event waits in the outbox for a running service's relay sweep.
-    const user = await setAdminFlag({ db: database.db, clock: systemClock }, email, action === 'grant')
+    const user = await setAdminFlag({ db: database.db, clock: systemClock, files: createFileStore(config) }, email, action === 'grant')
     if (!user) exit(`no user with the email ${email}`)
     logger.info({ userId: user.id }, action === 'grant' ? 'admin rights granted' : 'admin rights revoked')
   } finally {

@@ -3,6 +3,7 @@ import { and, eq, isNull } from 'drizzle-orm'
 import { buildDeps } from '../src/deps'
 import { outboxEvents } from '../src/events/table'
 import { capturingLogger, createTestApp, testConfig } from './support/app'
+import { png } from './support/images'
 import { eventsEnv, openTestBroker, testPublisher, waitFor, type TestBroker } from './support/broker'
 
 // The embedded default (PGlite, in-process sessions) runs the same code; this is the smoke subset of the API on it.
@@ -74,4 +75,21 @@ test('without a broker events wait in the outbox, the log says so once, and a br
     await restarted.relay.stop({ deadlineMs: 1_000 })
     await publisher.close()
   }
+})
+
+test('pictures and the directory work on PGlite', async () => {
+  const user = await t.registerUser({ full_name: 'Pglite Pictured' })
+  const body = new FormData()
+  body.append('profile_pic', new File([png()], 'p.png', { type: 'image/png' }))
+  const upload = await t.app.handle(
+    new Request('http://localhost/api/users/update/', { method: 'PATCH', headers: { authorization: `JWT ${user.access}` }, body }),
+  )
+  expect(upload.status).toBe(200)
+  const url = ((await upload.json()) as { profile_pic: string }).profile_pic
+  expect((await t.app.handle(new Request(`http://localhost${new URL(url).pathname}`))).status).toBe(200)
+
+  const search = await t.call('GET', '/api/users/?search=pict', { token: user.access })
+  expect(search.body).toEqual({ count: 1, next: null, previous: null, results: [{ id: user.id, full_name: 'Pglite Pictured', profile_pic: url }] })
+  const byId = await t.call('GET', `/api/users/?ids=${user.id}`, { token: user.access })
+  expect(byId.body.results).toHaveLength(1)
 })

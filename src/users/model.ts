@@ -1,4 +1,5 @@
 import { t } from 'elysia'
+import { pictureUrl, type FileStore } from '../storage/files'
 import type { UserRow } from './table'
 
 const email = t.String({ format: 'email', maxLength: 254, examples: ['ann@example.com'] })
@@ -10,7 +11,7 @@ export const User = t.Object(
     id: t.String({ format: 'uuid' }),
     email: t.Optional(email),
     full_name: t.String(),
-    profile_pic: t.Union([t.String(), t.Null()]),
+    profile_pic: t.Union([t.String({ format: 'uri' }), t.Null()]),
   },
   { description: "A user; `email` is present only on the caller's own record" },
 )
@@ -25,15 +26,20 @@ export const UpdateBody = t.Object({
   full_name: t.Optional(fullName),
   password: t.Optional(password),
   current_password: t.Optional(t.String({ maxLength: 128 })),
+  profile_pic: t.Optional(
+    t.Union([t.File({ description: 'JPEG, PNG, WebP or GIF' }), t.Literal(''), t.Null()], {
+      description: 'A new picture (multipart), or empty / null to remove it',
+    }),
+  ),
 })
 export type UpdateBody = typeof UpdateBody.static
 
-/** The public shape of a user row; the email only when the reader may see it. */
-export const toUserBody = (user: UserRow, withEmail: boolean): UserBody => ({
+/** The public shape of a user row (also the events' wire body); the email only when the reader may see it. */
+export const toUserBody = (user: UserRow, withEmail: boolean, files: Pick<FileStore, 'url'>): UserBody => ({
   id: user.id,
   ...(withEmail && { email: user.email }),
   full_name: user.fullName,
-  profile_pic: user.profilePic,
+  profile_pic: pictureUrl(files, user.profilePic),
 })
 
 /** The old service trimmed these two fields (not passwords); an Elysia transform runs this before validation. */

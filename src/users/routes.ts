@@ -1,32 +1,66 @@
 import { Elysia, t } from 'elysia'
 import { authGuard, type GuardDeps } from '../auth/guard'
 import type { TokenClaims } from '../auth/tokens'
+import type { ServiceConfig } from '../deps'
 import { ApiError, ErrorBody, FieldErrorsBody } from '../errors'
+import { listUsers } from './directory'
 import { toUserBody, trimNameAndEmail, UpdateBody, User, UserIdParams } from './model'
+import { readPicture } from './picture'
 import { deleteUser, findUserById, updateUser, type UsersDeps } from './service'
 import type { UserRow } from './table'
 
-const authErrors = { 401: ErrorBody }
+const authErrors = { 401: ErrorBody, 503: ErrorBody }
 
-/** The caller's own record, other users' records, and account deletion. */
-export const usersRoutes = (deps: UsersDeps & GuardDeps) => {
+const Page = t.Object(
+  {
+    count: t.Integer(),
+    next: t.Union([t.String({ format: 'uri' }), t.Null()]),
+    previous: t.Union([t.String({ format: 'uri' }), t.Null()]),
+    results: t.Array(User),
+  },
+  { description: "DRF's page shape" },
+)
+
+const DirectoryParams = t.Object({
+  ids: t.Optional(t.String({ description: 'Comma-separated user ids (at most 100): all of them in one page' })),
+  search: t.Optional(t.String({ maxLength: 100, description: 'Matches the start of any word of the name' })),
+  // Strings checked by pattern: a coerced number's range error would not name its field.
+  page: t.Optional(t.String({ pattern: '^[1-9][0-9]{0,8}$', error: 'A valid page number is required.' })),
+  page_size: t.Optional(t.String({ pattern: '^([1-9][0-9]?|100)$', error: 'A whole number from 1 to 100 is required.' })),
+})
+
+/** The caller's own record, other users' records and the directory, profile updates, and account deletion. */
+export const usersRoutes = (deps: UsersDeps & GuardDeps & { config: ServiceConfig }) => {
+  const present = (user: UserRow, withEmail: boolean) => toUserBody(user, withEmail, deps.files)
+
   // A password change ends every other session; the caller's own continues.
-  const update = ({ user, claims, body }: { user: UserRow; claims: TokenClaims; body: UpdateBody }) =>
-    updateUser(deps, user, body, () => deps.sessions.endAllForUser(user.id, { except: claims.sid })).then((updated) =>
-      toUserBody(updated, true),
-    )
+  const update = async ({ user, claims, body }: { user: UserRow; claims: TokenClaims; body: UpdateBody }) => {
+    const picture = await readPicture(body.profile_pic, user.id, deps.config.profilePicMaxBytes)
+    const endOtherSessions = () => deps.sessions.endAllForUser(user.id, { except: claims.sid })
+    return present(await updateUser(deps, user, body, picture, endOtherSessions), true)
+  }
 
   const updateOptions = {
     auth: true,
     transform: ({ body }: { body: unknown }) => trimNameAndEmail(body),
     body: UpdateBody,
-    response: { 200: User, 400: FieldErrorsBody, ...authErrors, 503: ErrorBody },
-    detail: { summary: 'Change your email, name or password (email and password need current_password)' },
+    response: { 200: User, 400: FieldErrorsBody, 413: ErrorBody, 415: ErrorBody, ...authErrors },
+    detail: {
+      summary: 'Change your email, name, password or picture (JSON, or multipart with a profile_pic file)',
+      description: 'Changing the email or password needs current_password; a password change ends your other sessions.',
+    },
   } as const
+
+  const pageLink = (query: Record<string, string | undefined>, page: number) => {
+    const url = new URL(`${deps.config.publicUrl}/api/users/`)
+    for (const [key, value] of Object.entries(query)) if (value !== undefined && key !== 'page') url.searchParams.set(key, value)
+    url.searchParams.set('page', String(page))
+    return url.toString()
+  }
 
   return new Elysia({ prefix: '/api/users', tags: ['users'] })
     .use(authGuard(deps))
-    .get('/me', ({ user }) => toUserBody(user, true), {
+    .get('/me', ({ user }) => present(user, true), {
       auth: true,
       response: { 200: User, ...authErrors },
       detail: { summary: 'The caller (every other service calls this to authenticate a request)' },
@@ -34,11 +68,33 @@ export const usersRoutes = (deps: UsersDeps & GuardDeps) => {
     .put('/update', update, updateOptions)
     .patch('/update', update, updateOptions)
     .get(
+      '/',
+      async ({ user, query }) => {
+        const { count, page, hasNext, rows } = await listUsers(deps.db, {
+          ...query,
+          page: query.page === undefined ? undefined : Number(query.page),
+          page_size: query.page_size === undefined ? undefined : Number(query.page_size),
+        })
+        return {
+          count,
+          next: hasNext ? pageLink(query, page + 1) : null,
+          previous: page > 1 ? pageLink(query, page - 1) : null,
+          results: rows.map((row) => present(row, user.isAdmin)),
+        }
+      },
+      {
+        auth: true,
+        query: DirectoryParams,
+        response: { 200: Page, 400: FieldErrorsBody, 404: ErrorBody, ...authErrors },
+        detail: { summary: 'Public profiles by ids or by name search, a page at a time (emails for admins only)' },
+      },
+    )
+    .get(
       '/:id',
       async ({ user, params }) => {
         const found = params.id === user.id ? user : await findUserById(deps.db, params.id)
         if (!found) throw userNotFound()
-        return toUserBody(found, found.id === user.id || user.isAdmin)
+        return present(found, found.id === user.id || user.isAdmin)
       },
       {
         auth: true,

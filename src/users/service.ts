@@ -4,16 +4,24 @@ import type { Clock } from '../clock'
 import type { Database } from '../db'
 import { fieldError, FieldErrors } from '../errors'
 import { recordUserEvent } from '../events/outbox'
+import type { Logger } from '../logger'
+import type { FileStore } from '../storage/files'
 import type { UpdateBody } from './model'
 import { users, type UserRow } from './table'
 
-export type UsersDeps = { db: Database; passwords: Passwords; clock: Clock }
+export type UsersDeps = {
+  db: Database
+  passwords: Passwords
+  clock: Clock
+  files: FileStore
+  logger: Pick<Logger, 'warn'>
+}
 
 const EMAIL_TAKEN = 'Email address already exists.'
 
 /** Creates a user from already validated input, with its user.created event; a taken email is a field error. */
 export async function createUser(
-  { db, passwords, clock }: UsersDeps,
+  { db, passwords, clock, files }: Pick<UsersDeps, 'db' | 'passwords' | 'clock' | 'files'>,
   input: { email: string; fullName: string; password: string },
 ): Promise<UserRow> {
   checkPasswordStrength(input.password)
@@ -28,7 +36,7 @@ export async function createUser(
   }
   return db.transaction(async (tx) => {
     const [user] = await tx.insert(users).values(row).returning().catch(rethrowEmailTaken)
-    await recordUserEvent(tx, 'user.created', user!, now)
+    await recordUserEvent(tx, 'user.created', user!, now, files)
     return user!
   })
 }
@@ -46,21 +54,28 @@ export async function findUserByEmail(db: Database, email: string) {
 /** Runs inside the change's transaction, after the write: if it throws, the change is rolled back. */
 export type BeforeCommit = () => Promise<unknown>
 
+/** A picture to store (already checked), or null to remove the current one. */
+export type PictureUpload = { key: string; bytes: Uint8Array; mime: string } | null
+
 /**
  * Applies a partial update, with a user.updated event when anything changed; changing the email or
  * password needs the current password. `onPasswordChange` runs before the commit, so a change whose
- * follow-up fails is not kept.
+ * follow-up fails is not kept. A new picture is stored before the transaction (and removed again if it
+ * does not commit); the picture it replaces is deleted after the commit.
  */
 export async function updateUser(
-  { db, passwords, clock }: UsersDeps,
+  deps: UsersDeps,
   user: UserRow,
   body: UpdateBody,
+  picture?: PictureUpload,
   onPasswordChange: BeforeCommit = async () => {},
 ) {
+  const { db, passwords, clock, files } = deps
   const email = body.email?.toLowerCase()
   const changes: Partial<UserRow> = {}
   if (email !== undefined && email !== user.email) changes.email = email
   if (body.full_name !== undefined && body.full_name !== user.fullName) changes.fullName = body.full_name
+  if (picture !== undefined && (picture?.key ?? null) !== user.profilePic) changes.profilePic = picture?.key ?? null
   if (body.password !== undefined) checkPasswordStrength(body.password)
 
   if (changes.email !== undefined || body.password !== undefined) {
@@ -71,39 +86,56 @@ export async function updateUser(
   if (body.password !== undefined) changes.passwordHash = await passwords.hash(body.password)
   if (Object.keys(changes).length === 0) return user
 
+  if (picture && changes.profilePic) await files.put(picture.key, picture.bytes, picture.mime)
   const now = new Date(clock.now())
   changes.updatedAt = now
-  return db.transaction(async (tx) => {
-    const [updated] = await tx.update(users).set(changes).where(eq(users.id, user.id)).returning().catch(rethrowEmailTaken)
-    // Deleted meanwhile: nothing changed, so nothing to tell.
-    if (!updated) return user
-    await recordUserEvent(tx, 'user.updated', updated, now)
-    if (body.password !== undefined) await onPasswordChange()
-    return updated
-  })
+  try {
+    const { before, after } = await db.transaction(async (tx) => {
+      // Locked first: the picture to delete is the one this update replaces, not the one the guard read.
+      const [before] = await tx.select().from(users).where(eq(users.id, user.id)).for('update')
+      if (!before) return { before, after: user }
+      const [after] = await tx.update(users).set(changes).where(eq(users.id, user.id)).returning().catch(rethrowEmailTaken)
+      await recordUserEvent(tx, 'user.updated', after!, now, files)
+      if (body.password !== undefined) await onPasswordChange()
+      return { before, after: after! }
+    })
+    if (before?.profilePic && before.profilePic !== after.profilePic) await deleteFile(deps, before.profilePic)
+    return after
+  } catch (error) {
+    if (picture && changes.profilePic && picture.key !== user.profilePic) await deleteFile(deps, picture.key)
+    throw error
+  }
 }
 
-/** Deletes a user with its user.deleted event, running `beforeCommit` after the delete; false when there was none. */
-export async function deleteUser({ db, clock }: Pick<UsersDeps, 'db' | 'clock'>, id: string, beforeCommit: BeforeCommit = async () => {}) {
-  return db.transaction(async (tx) => {
+/** Deletes a user with its user.deleted event, running `beforeCommit` after the delete, then its picture; false when there was none. */
+export async function deleteUser(deps: Omit<UsersDeps, 'passwords'>, id: string, beforeCommit: BeforeCommit = async () => {}) {
+  const deleted = await deps.db.transaction(async (tx) => {
     const [deleted] = await tx.delete(users).where(eq(users.id, id)).returning()
-    if (!deleted) return false
-    await recordUserEvent(tx, 'user.deleted', deleted, new Date(clock.now()))
+    if (!deleted) return undefined
+    await recordUserEvent(tx, 'user.deleted', deleted, new Date(deps.clock.now()), deps.files)
     await beforeCommit()
-    return true
+    return deleted
   })
+  if (deleted?.profilePic) await deleteFile(deps, deleted.profilePic)
+  return deleted !== undefined
 }
 
 /** Grants or revokes admin rights by email, with a user.updated event when the flag changes; undefined when there is no such user. */
-export async function setAdmin({ db, clock }: Pick<UsersDeps, 'db' | 'clock'>, email: string, isAdmin: boolean) {
+export async function setAdmin({ db, clock, files }: Pick<UsersDeps, 'db' | 'clock' | 'files'>, email: string, isAdmin: boolean) {
   const now = new Date(clock.now())
   return db.transaction(async (tx) => {
     const [user] = await tx.select().from(users).where(eq(users.email, email.trim().toLowerCase())).for('update')
     if (!user || user.isAdmin === isAdmin) return user
     const [updated] = await tx.update(users).set({ isAdmin, updatedAt: now }).where(eq(users.id, user.id)).returning()
-    await recordUserEvent(tx, 'user.updated', updated!, now)
+    await recordUserEvent(tx, 'user.updated', updated!, now, files)
     return updated
   })
+}
+
+// A file left behind wastes space but breaks nothing, so a failed delete is logged, not raised.
+async function deleteFile({ files, logger }: Pick<UsersDeps, 'files' | 'logger'>, key: string) {
+  if (/^https?:\/\//.test(key)) return
+  await files.delete(key).catch((err: unknown) => logger.warn({ err, key }, 'could not delete a replaced profile picture'))
 }
 
 /** Stamps the login time and, when given, replaces the hash that just verified (not one changed meanwhile). */

@@ -1,4 +1,7 @@
 import pino from 'pino'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import postgres from 'postgres'
 import { createApp } from '../../src/app'
 import { manualClock } from '../../src/clock'
@@ -8,6 +11,7 @@ import { buildDeps, type Stores } from '../../src/deps'
 import type { Publisher } from '../../src/events/publisher'
 import { createLogger, type Logger } from '../../src/logger'
 import { connectRedis } from '../../src/sessions/redis-client'
+import { createLocalFileStore, type FileStore } from '../../src/storage/files'
 
 export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 export const TEST_SECRET = 'test-secret-key-that-is-long-enough-for-hs256'
@@ -39,6 +43,8 @@ export type TestAppOptions = {
   sameDeploymentAs?: Deployment
   /** Builds the app's RabbitMQ publisher from its config; none by default, so events stay in the outbox. */
   publisher?: (config: Config, logger: Logger) => Publisher
+  /** The picture store; a local one in a temporary folder by default. */
+  files?: FileStore
   logger?: Logger
 }
 
@@ -105,9 +111,12 @@ export async function createTestApp(options: TestAppOptions = {}) {
 
   const config = { ...testConfig(env), redisKeyPrefix: redis?.prefix ?? '' }
   const publisher = options.publisher?.(config, logger)
+  const mediaDir = mkdtempSync(join(tmpdir(), 'users-media-'))
+  cleanups.push(async () => rmSync(mediaDir, { recursive: true, force: true }))
+  const files = options.files ?? createLocalFileStore(mediaDir, config.publicUrl)
   const deps = await buildDeps(
     config,
-    { database, redis: redis?.client, publisher, stores: sameDeploymentAs && !shared ? sameDeploymentAs.stores : undefined },
+    { database, redis: redis?.client, publisher, files, stores: sameDeploymentAs && !shared ? sameDeploymentAs.stores : undefined },
     logger,
     clock,
   )
@@ -153,6 +162,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
     clock,
     database,
     databaseUrl: url,
+    mediaDir,
     redis,
     publisher,
     stores: { sessions: deps.sessions, limiter: deps.limiter },
@@ -165,7 +175,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
 }
 
 export function testConfig(env: Record<string, string> = {}): Config & { secretKey: string } {
-  const config = loadConfig({ SECRET_KEY: TEST_SECRET, ...env })
+  const config = loadConfig({ SECRET_KEY: TEST_SECRET, PUBLIC_URL: 'http://users.test', ...env })
   // The cheapest argon2id: tests check behaviour, not hashing cost.
   return { ...config, secretKey: config.secretKey!, argon2: { memoryCost: 64, timeCost: 1 } }
 }

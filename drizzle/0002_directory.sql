@@ -1,0 +1,2 @@
+CREATE INDEX "users_full_name_search" ON "users" USING gin (to_tsvector('simple', "full_name"));--> statement-breakpoint
+CREATE INDEX "users_full_name_order" ON "users" USING btree (lower("full_name"),"id");

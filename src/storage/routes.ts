@@ -1,0 +1,34 @@
+import { Elysia, t } from 'elysia'
+import { ApiError, ErrorBody } from '../errors'
+import { IMAGE_TYPES_BY_EXTENSION } from '../users/picture'
+import type { FileStore } from './files'
+
+// Exactly the keys pictureKey makes; anything else (dot segments, other folders) is not a picture here.
+const PICTURE_KEY = /^profile-pics\/[0-9a-f-]{36}\/[0-9a-f]{32}\.(jpg|png|gif|webp)$/
+
+const notFound = () => new ApiError(404, 'not_found', 'Not found.')
+
+/** Serves the local picture store; a key names its content (a hash), so it may be cached for good. */
+export const mediaRoutes = (files: FileStore) =>
+  new Elysia({ prefix: '/api/users/media', tags: ['users'] }).get(
+    '/*',
+    async ({ params }) => {
+      const key = params['*']
+      const match = PICTURE_KEY.exec(key)
+      if (!match || !files.open) throw notFound()
+      const file = files.open(key)
+      if (!(await file.exists())) throw notFound()
+      return new Response(file, {
+        headers: {
+          'content-type': IMAGE_TYPES_BY_EXTENSION[match[1]!]!.mime,
+          'cache-control': 'public, max-age=31536000, immutable',
+          'x-content-type-options': 'nosniff',
+        },
+      })
+    },
+    {
+      params: t.Object({ '*': t.String({ maxLength: 200 }) }),
+      response: { 404: ErrorBody },
+      detail: { summary: 'A profile picture from the local store' },
+    },
+  )

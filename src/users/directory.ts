@@ -1,0 +1,59 @@
+import { asc, count, inArray, sql, type SQL } from 'drizzle-orm'
+import type { Database } from '../db'
+import { ApiError, fieldError } from '../errors'
+import { users } from './table'
+
+export const MAX_IDS = 100
+
+/** What the directory is asked for: some users by id, or a search by name, one page at a time. */
+export type DirectoryQuery = { ids?: string; search?: string; page?: number; page_size?: number }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** Name regardless of case, then id: the expressions of the users_full_name_order index (table.ts). */
+export const directoryOrder = [asc(sql`lower(${users.fullName})`), asc(users.id)]
+
+// Must stay the indexed expression of users_full_name_search (table.ts).
+const searchVector = sql`to_tsvector('simple', ${users.fullName})`
+
+/**
+ * One page of users, ordered by name then id. With `ids` every requested user comes in one page
+ * (other services hydrate authors in one call); otherwise pages of `page_size` (10 by default), and
+ * a page past the last is a 404, as DRF answers.
+ */
+export async function listUsers(db: Database, query: DirectoryQuery) {
+  const ids = query.ids === undefined ? undefined : parseIds(query.ids)
+  const pageSize = ids ? Math.max(ids.length, 1) : (query.page_size ?? 10)
+  const page = ids ? 1 : (query.page ?? 1)
+  const where = ids ? inArray(users.id, ids) : searchCondition(query.search)
+
+  const [total] = await db.select({ n: count() }).from(users).where(where)
+  const found = total?.n ?? 0
+  if (page > 1 && (page - 1) * pageSize >= found) throw new ApiError(404, 'not_found', 'Invalid page.')
+  const rows = await db
+    .select()
+    .from(users)
+    .where(where)
+    .orderBy(...directoryOrder)
+    .limit(pageSize)
+    .offset((page - 1) * pageSize)
+  return { count: found, page, pageSize, hasNext: page * pageSize < found, rows }
+}
+
+function parseIds(value: string) {
+  const ids = value.split(',').map((id) => id.trim()).filter(Boolean)
+  if (ids.length > MAX_IDS) throw fieldError('ids', `Ensure this field has no more than ${MAX_IDS} ids.`)
+  const invalid = ids.find((id) => !UUID.test(id))
+  if (invalid !== undefined) throw fieldError('ids', `“${invalid.slice(0, 64)}” is not a valid UUID.`)
+  return [...new Set(ids.map((id) => id.toLowerCase()))]
+}
+
+/** The search as a condition on the indexed name vector. */
+// Each word of the search becomes a prefix term; only letters and digits reach the query, so no
+// tsquery syntax can be injected. A search with no word at all matches no one.
+export function searchCondition(search: string | undefined): SQL | undefined {
+  if (search === undefined) return undefined
+  const words = (search.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).slice(0, 8)
+  if (words.length === 0) return sql`false`
+  return sql`${searchVector} @@ to_tsquery('simple', ${words.map((word) => `${word}:*`).join(' & ')})`
+}
