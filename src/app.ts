@@ -5,6 +5,7 @@ import { authRoutes } from './auth/routes'
 import { requestBodies } from './body'
 import type { Deps } from './deps'
 import { errorsPlugin } from './errors'
+import { requestHooks } from './request-hooks'
 import { relayWakeup } from './events/plugin'
 import { healthRoutes } from './health/routes'
 import { sessionsRoutes } from './sessions/routes'
@@ -14,6 +15,7 @@ import { usersRoutes } from './users/routes'
 /** The whole HTTP API over the given dependencies; opens no connection itself. */
 export function createApp(deps: Deps) {
   return new Elysia()
+    .use(requestHooks(deps))
     .use(errorsPlugin(deps.logger))
     .use(cors({ origin: deps.config.corsOrigins.length ? deps.config.corsOrigins : false, credentials: true }))
     .use(
@@ -28,7 +30,7 @@ export function createApp(deps: Deps) {
       }),
     )
     .use(relayWakeup(deps.relay))
-    .use(healthRoutes(deps.readiness))
+    .use(healthRoutes(deps.readiness, deps.metrics))
     .use(requestBodies(bodyLimits(deps.config)))
     .use(authRoutes(deps))
     .use(sessionsRoutes(deps))

@@ -7,6 +7,7 @@ import { createAmqpPublisher, type AmqpPublisherOptions, type Publisher } from '
 import { createRelay, type Relay } from './events/relay'
 import { brokerCheck, databaseCheck, outboxCheck, redisCheck, type ReadinessCheck } from './health/checks'
 import type { Logger } from './logger'
+import { createMetrics, type Metrics } from './metrics'
 import { createMemoryRateLimiter } from './sessions/memory-rate-limiter'
 import { createMemorySessionStore } from './sessions/memory-store'
 import type { RateLimiter } from './sessions/rate-limiter'
@@ -30,6 +31,7 @@ export type Deps = {
   limiter: RateLimiter
   relay: Relay
   files: FileStore
+  metrics: Metrics
   /** What GET /health/ready checks: one entry per configured backing service. */
   readiness: ReadinessCheck[]
 }
@@ -106,7 +108,16 @@ export async function buildDeps(config: ServiceConfig, connections: Connections,
     },
     clock,
   )
-  const relay = createRelay({ database, publisher, logger, clock, options: config.outbox })
+  const metrics = createMetrics()
+  const relay = createRelay({
+    database,
+    publisher,
+    logger,
+    clock,
+    options: config.outbox,
+    onPublishFailure: (reason) => metrics.publishFailures.inc({ reason }),
+  })
+  metrics.watchOutbox(relay)
   return {
     config,
     db: database.db,
@@ -118,6 +129,7 @@ export async function buildDeps(config: ServiceConfig, connections: Connections,
     limiter,
     relay,
     files: connections.files ?? createFileStore(config),
+    metrics,
     readiness: [
       databaseCheck(database),
       ...(redis ? [redisCheck(redis)] : []),

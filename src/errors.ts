@@ -39,26 +39,26 @@ const errorResponse = (error: ApiError) =>
 
 /** Renders every error in the contract's shapes; nothing else ever reaches a client. */
 export const errorsPlugin = (logger: Logger) =>
-  new Elysia({ name: 'errors' })
-    .onError({ as: 'global' }, ({ code, error, request }) => {
-      // Matched by class, not by `code`: a plugin's registered error codes do not reach every scope.
-      const cause = code === 'PARSE' ? error.cause : error
-      if (cause instanceof ApiError) return errorResponse(cause)
-      if (cause instanceof FieldErrors) return json(400, cause.fields)
-      switch (code) {
-        case 'VALIDATION':
-          // A malformed path parameter names no resource: DRF's uuid converter answers 404 too.
-          if (error.type === 'params') return errorResponse(notFound)
-          if (error.type === 'response') break
-          return json(400, fieldMessages(error))
-        case 'PARSE':
-          return errorResponse(new ApiError(400, 'parse_error', 'JSON parse error: the request body is not valid JSON.'))
-        case 'NOT_FOUND':
-          return errorResponse(notFound)
-      }
-      logger.error({ err: error, method: request.method, url: request.url }, 'unhandled error')
-      return errorResponse(new ApiError(500, 'server_error', 'Internal server error.'))
-    })
+  new Elysia({ name: 'errors' }).onError({ as: 'global' }, ({ code, error, request, set }) => {
+    const response = render(code, error)
+    if (response.status === 500) logger.error({ err: error, method: request.method, url: request.url }, 'unhandled error')
+    // The access log and the metrics read the status from here once the response has gone.
+    set.status = response.status
+    return response
+  })
+
+function render(code: string | number, error: unknown): Response {
+  // Matched by class, not by `code`: a plugin's registered error codes do not reach every scope.
+  const cause = code === 'PARSE' && error instanceof Error ? error.cause : error
+  if (cause instanceof ApiError) return errorResponse(cause)
+  if (cause instanceof FieldErrors) return json(400, cause.fields)
+  if (code === 'VALIDATION' && error instanceof ValidationError && error.type !== 'response')
+    // A malformed path parameter names no resource: DRF's uuid converter answers 404 too.
+    return error.type === 'params' ? errorResponse(notFound) : json(400, fieldMessages(error))
+  if (code === 'PARSE') return errorResponse(new ApiError(400, 'parse_error', 'JSON parse error: the request body is not valid JSON.'))
+  if (code === 'NOT_FOUND') return errorResponse(notFound)
+  return errorResponse(new ApiError(500, 'server_error', 'Internal server error.'))
+}
 
 const notFound = new ApiError(404, 'not_found', 'Not found.')
 

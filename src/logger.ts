@@ -2,9 +2,9 @@ import pino from 'pino'
 
 export type Logger = pino.Logger
 
-/** JSON lines in production; readable lines when a person watches a terminal. */
-export function createLogger(level: string, pretty = process.stdout.isTTY === true): Logger {
-  return pino({
+/** JSON lines in production; readable lines when a person watches a terminal. `destination` is for tests. */
+export function createLogger(level: string, pretty = process.stdout.isTTY === true, destination?: pino.DestinationStream): Logger {
+  const options: pino.LoggerOptions = {
     level,
     base: { service: 'users' },
     // Defence in depth: whatever a call site logs by mistake, these never reach a log line.
@@ -13,5 +13,6 @@ export function createLogger(level: string, pretty = process.stdout.isTTY === tr
       censor: '[redacted]',
     },
     transport: pretty ? { target: 'pino-pretty', options: { colorize: true } } : undefined,
-  })
+  }
+  return destination ? pino(options, destination) : pino(options)
 }

@@ -1,3 +1,4 @@
+import { version } from '../package.json'
 import { bodyLimits, createApp } from './app'
 import { largestBody } from './body'
 import { systemClock } from './clock'
@@ -9,17 +10,22 @@ import { createFileStore } from './storage/files'
 import { setAdmin as setAdminFlag } from './users/service'
 
 const usage = `usage: users [serve]            start the service (default)
+       users --version          print the version
        users migrate            apply database migrations and exit
+       users healthcheck        exit 0 when the service on PORT answers /health/live
        users admin grant <email>   make a user an admin
        users admin revoke <email>  take admin rights away`
 
 async function main(args: string[]) {
+  if (args[0] === '--version' || args[0] === 'version') return console.log(`users ${version}`)
   const config = readConfig()
   const logger = createLogger(config.logLevel)
   const [command = 'serve', ...rest] = args
   switch (command) {
     case 'serve':
       return serve(withSecretKey(config, logger), logger)
+    case 'healthcheck':
+      return healthcheck(config)
     case 'migrate':
       return migrate(withSecretKey(config, logger), logger)
     case 'admin':
@@ -49,21 +55,34 @@ function withSecretKey(config: Config, logger: Logger): Config & { secretKey: st
   return { ...config, secretKey }
 }
 
-// Leaves room within a typical 30 s termination grace period for the steps after the flush.
+// Within a typical 30 s termination grace period: in-flight requests first, then the outbox flush.
+const SHUTDOWN_REQUESTS_MS = 15_000
 const SHUTDOWN_FLUSH_MS = 10_000
 
 async function serve(config: Config & { secretKey: string }, logger: Logger) {
   const { deps, database, close } = await createDeps(config, logger)
   const app = createApp(deps).listen({ hostname: config.host, port: config.port, maxRequestBodySize: largestBody(bodyLimits(config)) })
   logger.info({ port: config.port, database: database.driver, broker: config.amqpUrl !== undefined }, 'users service listening')
-  // No new requests first, then publish what the outbox holds, then close the connections it needed.
-  const shutdown = async () => {
+  // Stop accepting, let in-flight requests finish (cut off at the deadline), publish what the outbox
+  // holds, then close the connections it needed.
+  const shutdown = async (signal: string) => {
+    logger.info({ signal }, 'shutting down')
+    const cutOff = setTimeout(() => void app.stop(true), SHUTDOWN_REQUESTS_MS)
     await app.stop()
+    clearTimeout(cutOff)
     await close(SHUTDOWN_FLUSH_MS)
+    logger.info('stopped')
+    logger.flush()
     process.exit(0)
   }
   process.once('SIGTERM', shutdown)
   process.once('SIGINT', shutdown)
+}
+
+// The container's HEALTHCHECK: the image has no shell or curl, so the binary asks itself.
+async function healthcheck(config: Config) {
+  const response = await fetch(`http://127.0.0.1:${config.port}/health/live`, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined)
+  process.exit(response?.ok ? 0 : 1)
 }
 
 async function migrate(config: Config & { secretKey: string }, logger: Logger) {

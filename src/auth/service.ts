@@ -5,6 +5,7 @@ import { sanitizeMetadata, type SessionStore } from '../sessions/store'
 import type { UsersDeps } from '../users/service'
 import { createUser, findUserByEmail, findUserById, recordLogin } from '../users/service'
 import type { Client } from './client'
+import type { Metrics } from '../metrics'
 import type { Tokens } from './tokens'
 
 export type AuthDeps = UsersDeps & {
@@ -13,13 +14,14 @@ export type AuthDeps = UsersDeps & {
   sessions: SessionStore
   limiter: RateLimiter
   logger: { warn(obj: object, msg: string): void }
+  metrics: Pick<Metrics, 'logins' | 'rateLimited' | 'sessionsEnded'>
 }
 
 const INVALID_CREDENTIALS = 'Invalid email or password.'
 
 /** Registers a user and starts their first session; registrations are limited per address. */
 export async function register(deps: AuthDeps, input: { email: string; fullName: string; password: string }, client: Client) {
-  if (client.ip) throwIfLimited(await deps.limiter.hit(`register:ip:${client.ip}`, deps.config.limits.registerPerAddress))
+  if (client.ip) throwIfLimited(deps, 'register_address', await deps.limiter.hit(`register:ip:${client.ip}`, deps.config.limits.registerPerAddress))
   const user = await createUser(deps, input)
   return startSession(deps, user.id, client)
 }
@@ -31,13 +33,15 @@ export async function register(deps: AuthDeps, input: { email: string; fullName:
  */
 export async function login(deps: AuthDeps, email: string, password: string, client: Client) {
   const { limits } = deps.config
-  const rules: [string, RateRule][] = [[`login:account:${email.trim().toLowerCase()}`, limits.loginPerAccount]]
-  if (client.ip) rules.push([`login:ip:${client.ip}`, limits.loginPerAddress])
-  for (const decision of await Promise.all(rules.map(([key, rule]) => deps.limiter.check(key, rule)))) throwIfLimited(decision)
+  const rules: [string, RateRule, string][] = [[`login:account:${email.trim().toLowerCase()}`, limits.loginPerAccount, 'login_account']]
+  if (client.ip) rules.push([`login:ip:${client.ip}`, limits.loginPerAddress, 'login_address'])
+  const decisions = await Promise.all(rules.map(([key, rule]) => deps.limiter.check(key, rule)))
+  decisions.forEach((decision, i) => throwIfLimited(deps, rules[i]![2], decision))
 
   const user = await findUserByEmail(deps.db, email.trim())
   const valid = user ? await deps.passwords.verify(password, user.passwordHash) : await deps.passwords.verifyDummy(password)
   if (!user || !valid) {
+    deps.metrics.logins.inc({ result: 'failure' })
     await Promise.all(rules.map(([key, rule]) => deps.limiter.hit(key, rule)))
     throw new FieldErrors({ email: [INVALID_CREDENTIALS], password: [INVALID_CREDENTIALS] })
   }
@@ -47,6 +51,7 @@ export async function login(deps: AuthDeps, email: string, password: string, cli
     ? await deps.passwords.hash(deps.passwords.canonical(password, user.passwordHash))
     : undefined
   await recordLogin(deps.db, user, new Date(deps.clock.now()), rehashed)
+  deps.metrics.logins.inc({ result: 'success' })
   return startSession(deps, user.id, client)
 }
 
@@ -74,6 +79,7 @@ export async function refresh(deps: AuthDeps, token: string) {
     case 'grace':
       return result.pair
     case 'reused':
+      deps.metrics.sessionsEnded.inc({ reason: 'refresh_token_reuse' })
       deps.logger.warn({ userId: claims.user_id, sid: claims.sid }, 'refresh token reused: session ended')
       throw unauthorized('Token has already been used; the session has been ended.', 'token_not_valid')
     case 'ended':
@@ -85,7 +91,7 @@ export async function refresh(deps: AuthDeps, token: string) {
 export async function logout(deps: AuthDeps, userId: string, token: string) {
   const claims = await deps.tokens.verify(token, 'refresh')
   if (!claims || claims.user_id !== userId) throw fieldError('refresh', 'Token is invalid or expired')
-  await deps.sessions.end(claims.sid)
+  if (await deps.sessions.end(claims.sid)) deps.metrics.sessionsEnded.inc({ reason: 'logout' })
 }
 
 async function startSession(deps: AuthDeps, userId: string, client: Client) {
@@ -102,8 +108,9 @@ async function startSession(deps: AuthDeps, userId: string, client: Client) {
   return pair
 }
 
-function throwIfLimited(decision: RateDecision) {
+function throwIfLimited(deps: Pick<AuthDeps, 'metrics'>, limit: string, decision: RateDecision) {
   if (decision.allowed) return
+  deps.metrics.rateLimited.inc({ limit })
   const seconds = decision.retryAfterSeconds
   throw new ApiError(429, 'throttled', `Request was throttled. Expected available in ${seconds} seconds.`, { 'retry-after': String(seconds) })
 }

@@ -1,13 +1,16 @@
 import { mkdirSync } from 'node:fs'
-import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import { sql } from 'drizzle-orm'
-import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
+import type { PgDatabase, PgDialect, PgQueryResultHKT, PgSession } from 'drizzle-orm/pg-core'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
-import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
-import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator'
 import postgres from 'postgres'
+// PGlite loads these from beside its own files, which a compiled binary does not have: imported as
+// files, they are embedded by `bun build --compile` and handed to PGlite explicitly.
+import initdbWasm from '../../node_modules/@electric-sql/pglite/dist/initdb.wasm' with { type: 'file' }
+import pgliteData from '../../node_modules/@electric-sql/pglite/dist/pglite.data' with { type: 'file' }
+import pgliteWasm from '../../node_modules/@electric-sql/pglite/dist/pglite.wasm' with { type: 'file' }
+import { readMigrations } from './migrations'
 import * as schema from './schema'
 
 /** Either driver, seen through Drizzle's common Postgres interface. */
@@ -23,7 +26,6 @@ export type DbHandle = {
   close(): Promise<void>
 } & ({ driver: 'postgres'; openSession(): DbSession } | { driver: 'pglite' })
 
-const migrationsFolder = join(import.meta.dir, '../../drizzle')
 const casing = 'snake_case'
 // Any constant works; it only has to be the same for every instance of this service.
 const MIGRATION_LOCK_KEY = 0x75736572
@@ -52,7 +54,7 @@ async function migrateWithLock(url: string) {
   const client = postgres(url, { max: 1, onnotice: () => {} })
   try {
     await client`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`
-    await migratePostgres(drizzlePostgres(client, { casing }), { migrationsFolder })
+    await migrate(drizzlePostgres(client, { casing }))
     await client`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`
   } finally {
     await client.end({ timeout: 5 })
@@ -62,13 +64,22 @@ async function migrateWithLock(url: string) {
 /** Opens the embedded PGlite database in `dataDir` (in memory when undefined) and applies pending migrations. */
 export async function openPglite(dataDir?: string): Promise<DbHandle> {
   if (dataDir) mkdirSync(dataDir, { recursive: true })
-  const client = await PGlite.create(dataDir)
+  const [pgliteWasmModule, initdbWasmModule] = await Promise.all(
+    [pgliteWasm, initdbWasm].map(async (path) => WebAssembly.compile(await Bun.file(path).arrayBuffer())),
+  )
+  const client = await PGlite.create({ dataDir, pgliteWasmModule, initdbWasmModule, fsBundle: Bun.file(pgliteData) })
   const db = drizzlePglite(client, { schema, casing })
-  await migratePglite(db, { migrationsFolder })
+  await migrate(db)
   return {
     db: db as unknown as Database,
     driver: 'pglite',
     ping: async () => void (await db.execute(sql`select 1`)),
     close: () => client.close(),
   }
+}
+
+// Drizzle's migrator, fed from readMigrations() instead of a folder on disk.
+async function migrate(db: unknown) {
+  const { dialect, session } = db as { dialect: PgDialect; session: PgSession }
+  await dialect.migrate(await readMigrations(), session, 'drizzle')
 }

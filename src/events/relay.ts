@@ -59,6 +59,8 @@ export type RelayDeps = {
   logger: Logger
   clock: Clock
   options: RelayOptions
+  /** Told of every publish the broker did not confirm, with its reason (for the metrics). */
+  onPublishFailure?: (reason: string) => void
 }
 
 type Outcome = 'idle' | 'published' | 'gave-up' | 'busy' | 'disconnected' | 'failed'
@@ -80,7 +82,7 @@ export function createRelay(deps: RelayDeps): Relay {
   return { wake() {}, stop: async () => {}, status: () => outboxStatus(database.db, clock, 'not-configured', null) }
 }
 
-function startRelay({ database, publisher, logger, clock, options }: RelayDeps & { publisher: Publisher }): Relay {
+function startRelay({ database, publisher, logger, clock, options, onPublishFailure }: RelayDeps & { publisher: Publisher }): Relay {
   const log = logger.child({ component: 'outbox-relay' })
   const backoff = options.backoff ?? { initialMs: 100, maxMs: 30_000 }
   const session = database.driver === 'postgres' ? database.openSession() : undefined
@@ -146,6 +148,7 @@ function startRelay({ database, publisher, logger, clock, options }: RelayDeps &
       await publisher.publish(batch.map(toOutboundEvent))
     } catch (error) {
       if (!(error instanceof PublishError)) throw error
+      onPublishFailure?.(error.reason)
       await markPublished(q, batch.slice(0, error.index))
       if (error.reason === 'disconnected') return 'disconnected'
       return noteFailure(q, batch[error.index]!, error)

@@ -1,4 +1,5 @@
 import { Elysia, t } from 'elysia'
+import type { Metrics } from '../metrics'
 import type { CheckResult, ReadinessCheck } from './checks'
 
 // A hung dependency must not hang the probe.
@@ -12,9 +13,15 @@ const Checks = t.Record(
 const Ready = t.Object({ status: t.Literal('ok'), checks: Checks })
 const NotReady = t.Object({ detail: t.String(), code: t.Literal('not_ready'), checks: Checks })
 
-/** Liveness (the process answers) and readiness (every configured backing service answers). */
-export const healthRoutes = (checks: ReadinessCheck[]) =>
-  new Elysia({ prefix: '/health', tags: ['health'] })
+/** Liveness (the process answers), readiness (every configured backing service answers) and the metrics. */
+export const healthRoutes = (checks: ReadinessCheck[], metrics: Pick<Metrics, 'registry'>) =>
+  new Elysia({ tags: ['health'] })
+    .get(
+      '/metrics',
+      async () => new Response(await metrics.registry.metrics(), { headers: { 'content-type': metrics.registry.contentType } }),
+      { detail: { summary: 'Prometheus metrics' } },
+    )
+    .group('/health', (health) => health
     .get('/live', () => ({ status: 'ok' as const }), {
       response: { 200: t.Object({ status: t.Literal('ok') }) },
       detail: { summary: 'The process is up' },
@@ -31,7 +38,7 @@ export const healthRoutes = (checks: ReadinessCheck[]) =>
         response: { 200: Ready, 503: NotReady },
         detail: { summary: 'Every configured backing service answers (503 naming those that do not)' },
       },
-    )
+    ))
 
 async function runChecks(checks: ReadinessCheck[]): Promise<Record<string, CheckResult>> {
   const results = await Promise.all(checks.map(async ({ name, check }) => [name, await bounded(check)] as const))

@@ -34,7 +34,7 @@ export const sessionsRoutes = (deps: AuthDeps & GuardDeps) =>
     .post(
       '/logout-all',
       async ({ user, set }) => {
-        await deps.sessions.endAllForUser(user.id)
+        deps.metrics.sessionsEnded.inc({ reason: 'logout_all' }, await deps.sessions.endAllForUser(user.id))
         set.status = 204
       },
       { auth: true, response: { 204: t.Void(), ...errors }, detail: { summary: 'End every session of the caller' } },
@@ -57,7 +57,7 @@ export const sessionsRoutes = (deps: AuthDeps & GuardDeps) =>
       async ({ user, params, set }) => {
         // Someone else's session is as unknown as a missing one.
         if ((await deps.sessions.owner(params.id)) !== user.id) throw new ApiError(404, 'not_found', 'Session not found.')
-        await deps.sessions.end(params.id)
+        if (await deps.sessions.end(params.id)) deps.metrics.sessionsEnded.inc({ reason: 'session_ended_by_user' })
         set.status = 204
       },
       {

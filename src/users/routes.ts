@@ -3,6 +3,7 @@ import { authGuard, type GuardDeps } from '../auth/guard'
 import type { TokenClaims } from '../auth/tokens'
 import type { ServiceConfig } from '../deps'
 import { ApiError, ErrorBody, FieldErrorsBody } from '../errors'
+import type { Metrics } from '../metrics'
 import { listUsers } from './directory'
 import { toUserBody, trimNameAndEmail, UpdateBody, User, UserIdParams } from './model'
 import { readPicture } from './picture'
@@ -30,13 +31,14 @@ const DirectoryParams = t.Object({
 })
 
 /** The caller's own record, other users' records and the directory, profile updates, and account deletion. */
-export const usersRoutes = (deps: UsersDeps & GuardDeps & { config: ServiceConfig }) => {
+export const usersRoutes = (deps: UsersDeps & GuardDeps & { config: ServiceConfig; metrics: Pick<Metrics, 'sessionsEnded'> }) => {
   const present = (user: UserRow, withEmail: boolean) => toUserBody(user, withEmail, deps.files)
 
   // A password change ends every other session; the caller's own continues.
   const update = async ({ user, claims, body }: { user: UserRow; claims: TokenClaims; body: UpdateBody }) => {
     const picture = await readPicture(body.profile_pic, user.id, deps.config.profilePicMaxBytes)
-    const endOtherSessions = () => deps.sessions.endAllForUser(user.id, { except: claims.sid })
+    const endOtherSessions = async () =>
+      deps.metrics.sessionsEnded.inc({ reason: 'password_change' }, await deps.sessions.endAllForUser(user.id, { except: claims.sid }))
     return present(await updateUser(deps, user, body, picture, endOtherSessions), true)
   }
 
@@ -109,7 +111,9 @@ export const usersRoutes = (deps: UsersDeps & GuardDeps & { config: ServiceConfi
         // Non-admins learn nothing about other ids: always 403, never 404.
         if (params.id !== user.id && !user.isAdmin)
           throw new ApiError(403, 'permission_denied', 'You do not have permission to perform this action.')
-        if (!(await deleteUser(deps, params.id, () => deps.sessions.endAllForUser(params.id)))) throw userNotFound()
+        const endSessions = async () =>
+          deps.metrics.sessionsEnded.inc({ reason: 'account_deleted' }, await deps.sessions.endAllForUser(params.id))
+        if (!(await deleteUser(deps, params.id, endSessions))) throw userNotFound()
         set.status = 204
       },
       {

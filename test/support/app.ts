@@ -1,4 +1,3 @@
-import pino from 'pino'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -189,8 +188,9 @@ const tryJson = (text: string) => {
 }
 
 /** A logger that keeps its lines for the test to read. */
-export function capturingLogger() {
+export function capturingLogger(level = 'info') {
   const lines: { level: number; msg: string; [key: string]: unknown }[] = []
-  const logger: Logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) })
+  // The service's own logger configuration (its redaction included), writing here instead of stdout.
+  const logger = createLogger(level, false, { write: (line: string) => void lines.push(JSON.parse(line)) })
   return { logger, lines }
 }

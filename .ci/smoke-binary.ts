@@ -1,0 +1,78 @@
+// Smoke test of the compiled binary, run by .ci/run after `bun run build`: copied alone into an empty
+// folder (no node_modules, no drizzle/), it must migrate and serve on the machine's Postgres, Redis and
+// RabbitMQ, and on the embedded default; answer its health check; and stop cleanly on SIGTERM.
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import postgres from 'postgres'
+
+const folder = mkdtempSync(join(tmpdir(), 'users-binary-'))
+const binary = join(folder, 'users')
+copyFileSync(join(import.meta.dir, '../dist/users'), binary)
+Bun.spawnSync(['chmod', '+x', binary])
+
+const admin = postgres('postgres://postgres@127.0.0.1:5432/postgres', { max: 1, onnotice: () => {} })
+const database = `users_binary_smoke_${process.pid}`
+await admin.unsafe(`create database "${database}"`)
+
+const run = (args: string[], env: Record<string, string>) =>
+  Bun.spawn([binary, ...args], { cwd: folder, env: { PATH: '/usr/bin:/bin', LOG_LEVEL: 'warn', ...env }, stdout: 'pipe', stderr: 'pipe' })
+
+async function check(label: string, env: Record<string, string>) {
+  const port = String(20_000 + Math.floor(Math.random() * 20_000))
+  const service = run(['serve'], { ...env, PORT: port })
+  const base = `http://127.0.0.1:${port}`
+  try {
+    await until(() => fetch(`${base}/health/live`).then((response) => response.ok, () => false), 60_000)
+    const registered = await fetch(`${base}/api/users/register/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: `smoke-${label}@example.com`, full_name: 'Smoke Test', password: 'a-long-unusual-passphrase' }),
+    })
+    assert(registered.status === 200, `${label}: register answered ${registered.status}`)
+    const { access } = (await registered.json()) as { access: string }
+    const me = await fetch(`${base}/api/users/me/`, { headers: { authorization: `JWT ${access}` } })
+    assert(me.status === 200, `${label}: GET /me answered ${me.status}`)
+    const ready = await fetch(`${base}/health/ready`)
+    assert(ready.status === 200, `${label}: /health/ready answered ${ready.status}: ${await ready.text()}`)
+    const healthcheck = await run(['healthcheck'], { ...env, PORT: port }).exited
+    assert(healthcheck === 0, `${label}: the healthcheck subcommand exited ${healthcheck}`)
+  } finally {
+    service.kill('SIGTERM')
+  }
+  const code = await service.exited
+  assert(code === 0, `${label}: exited ${code} after SIGTERM: ${await new Response(service.stderr).text()}`)
+  console.log(`binary smoke (${label}): register, /me, ready, healthcheck, SIGTERM -> exit 0`)
+}
+
+try {
+  const version = Bun.spawnSync([binary, '--version']).stdout.toString().trim()
+  assert(/^users \d+\.\d+\.\d+$/.test(version), `--version printed ${JSON.stringify(version)}`)
+  const services = {
+    DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${database}`,
+    SECRET_KEY: 'binary-smoke-secret-binary-smoke-secret',
+    REDIS_URL: 'redis://127.0.0.1:6379',
+    REDIS_KEY_PREFIX: `binary-smoke-${process.pid}:`,
+    AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672',
+    EVENTS_EXCHANGE: `binary.smoke.${process.pid}`,
+  }
+  assert((await run(['migrate'], services).exited) === 0, 'migrate failed')
+  await check('postgres', services)
+  await check('embedded', { DATA_DIR: join(folder, 'data') })
+} finally {
+  await admin.unsafe(`drop database if exists "${database}" with (force)`)
+  await admin.end()
+  rmSync(folder, { recursive: true, force: true })
+}
+
+function assert(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new Error(`binary smoke test failed: ${message}`)
+}
+
+async function until(condition: () => Promise<boolean>, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`binary smoke test failed: not up within ${timeoutMs} ms`)
+    await Bun.sleep(200)
+  }
+}

@@ -1,0 +1,32 @@
+# syntax=docker/dockerfile:1
+
+# Build: the official Bun image compiles the service into one executable
+# (migrations and PGlite's WebAssembly embedded).
+FROM oven/bun:1.4.5 AS build
+WORKDIR /src
+COPY package.json bun.lock ./
+RUN bun install --frozen-lockfile
+COPY tsconfig.json ./
+COPY drizzle ./drizzle
+COPY src ./src
+RUN bun run build \
+ && mkdir -p /out/data \
+ && cp dist/users /out/users
+
+# Run: distroless glibc base (the binary needs only libc), no shell, non-root.
+FROM gcr.io/distroless/base-debian12:nonroot
+COPY --from=build /out/users /usr/local/bin/users
+# DATA_DIR must be writable by the nonroot user (uid 65532) for the embedded default and local pictures.
+COPY --from=build --chown=65532:65532 /out/data /data
+ENV PORT=8000 \
+    HOST=0.0.0.0 \
+    DATA_DIR=/data
+USER 65532:65532
+EXPOSE 8000
+VOLUME ["/data"]
+# No curl or shell in this image: the binary checks itself.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 CMD ["/usr/local/bin/users", "healthcheck"]
+# The service drains requests and flushes the outbox on SIGTERM; give it time (docker stop -t 30).
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/users"]
+CMD ["serve"]

@@ -1,0 +1,64 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { Relay } from './events/relay'
+
+export type Metrics = ReturnType<typeof createMetrics>
+
+/** Every metric the service exports, on a registry of its own (so each app, in tests too, counts apart). */
+export function createMetrics() {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  const registers = [registry]
+  return {
+    registry,
+    requests: new Counter({
+      name: 'http_requests_total',
+      help: 'HTTP requests by method, route template and status',
+      labelNames: ['method', 'route', 'status'] as const,
+      registers,
+    }),
+    requestDuration: new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request duration by method, route template and status',
+      labelNames: ['method', 'route', 'status'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    logins: new Counter({ name: 'users_logins_total', help: 'Logins by result', labelNames: ['result'] as const, registers }),
+    rateLimited: new Counter({
+      name: 'users_rate_limited_total',
+      help: 'Requests refused by a rate limit, by limit',
+      labelNames: ['limit'] as const,
+      registers,
+    }),
+    sessionsEnded: new Counter({
+      name: 'users_sessions_ended_total',
+      help: 'Sessions revoked, by reason',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    publishFailures: new Counter({
+      name: 'users_relay_publish_failures_total',
+      help: 'Outbox publishes the broker did not confirm, by reason',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    /** Reads the outbox's state at each scrape rather than tracking it on every write. */
+    watchOutbox(relay: Pick<Relay, 'status'>) {
+      let status: ReturnType<Relay['status']> | undefined
+      // One status query serves the three gauges of a scrape.
+      const current = () => (status ??= relay.status().finally(() => setTimeout(() => (status = undefined), 100)))
+      const gauge = (name: string, help: string, read: (s: Awaited<ReturnType<Relay['status']>>) => number) =>
+        new Gauge({
+          name,
+          help,
+          registers,
+          async collect() {
+            this.set(read(await current()))
+          },
+        })
+      gauge('users_outbox_pending', 'Events waiting in the outbox', (s) => s.pending)
+      gauge('users_outbox_failed', 'Events given up on after the maximum attempts', (s) => s.failed)
+      gauge('users_outbox_oldest_pending_seconds', 'Age of the oldest pending event', (s) => (s.oldestPendingMs ?? 0) / 1000)
+    },
+  }
+}

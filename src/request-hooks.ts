@@ -1,0 +1,45 @@
+import { Elysia } from 'elysia'
+import type { Logger } from './logger'
+import type { Metrics } from './metrics'
+
+// What a JSON API needs from a browser: never sniff, never frame, never cache, never leak the referrer.
+const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-opener-policy': 'same-origin',
+  'strict-transport-security': 'max-age=63072000; includeSubDomains',
+  'cache-control': 'no-store',
+}
+// The docs page is the one HTML page: its UI loads scripts and styles, so it is spared the strict policy.
+const API_CSP = "default-src 'none'; frame-ancestors 'none'"
+const DOCS_PATH = '/api/users/swagger'
+
+// A caller's id is kept only if it cannot smuggle anything into a log line or a header.
+const REQUEST_ID = /^[\w.:-]{1,128}$/
+
+type Timing = { id: string; startedAt: number }
+
+/** Request ids, security headers, one access-log line and the HTTP metrics for every request. */
+export const requestHooks = ({ logger, metrics }: { logger: Logger; metrics: Metrics }) => {
+  const timings = new WeakMap<Request, Timing>()
+  return new Elysia({ name: 'request-hooks' })
+    .onRequest(({ request, set }) => {
+      const given = request.headers.get('x-request-id')
+      const id = given && REQUEST_ID.test(given) ? given : crypto.randomUUID()
+      timings.set(request, { id, startedAt: performance.now() })
+      Object.assign(set.headers, SECURITY_HEADERS, { 'x-request-id': id })
+      if (!new URL(request.url).pathname.startsWith(DOCS_PATH)) set.headers['content-security-policy'] = API_CSP
+    })
+    .onAfterResponse({ as: 'global' }, ({ request, route, set, response }) => {
+      const timing = timings.get(request)
+      if (!timing) return
+      const seconds = (performance.now() - timing.startedAt) / 1000
+      const status = response instanceof Response ? response.status : Number(set.status ?? 200)
+      // The route template, never the raw path: ids would make every label unique.
+      const labels = { method: request.method, route: route || 'unmatched', status: String(status) }
+      metrics.requests.inc(labels)
+      metrics.requestDuration.observe(labels, seconds)
+      logger.info({ req_id: timing.id, ...labels, status, duration_ms: Math.round(seconds * 1e4) / 10 }, 'request')
+    })
+}

@@ -1,0 +1,42 @@
+import { afterAll, expect, test } from 'bun:test'
+import { createTestDatabase, TEST_SECRET } from './support/app'
+import { freePort, spawnMain, waitForPort } from './support/process'
+
+let drop = async () => {}
+afterAll(() => drop())
+
+test('SIGTERM lets a slow in-flight request finish, refuses new connections, and exits 0', async () => {
+  const database = await createTestDatabase('shutdown')
+  drop = database.drop
+  const port = freePort()
+  // A costly hash makes login the slow request: about a second on this machine.
+  const child = spawnMain(['serve'], {
+    DATABASE_URL: database.url,
+    SECRET_KEY: TEST_SECRET,
+    PORT: String(port),
+    ARGON2_MEMORY_KIB: String(256 * 1024),
+    ARGON2_TIME_COST: '4',
+    LOG_LEVEL: 'info',
+  })
+  await waitForPort(port)
+  const base = `http://127.0.0.1:${port}/api/users`
+  const json = (body: unknown) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const credentials = { email: 'slow@example.com', password: 'a-long-unusual-passphrase' }
+  expect((await fetch(`${base}/register/`, json({ ...credentials, full_name: 'Slow' }))).status).toBe(200)
+
+  const started = performance.now()
+  const inFlight = fetch(`${base}/login/`, json(credentials))
+  await Bun.sleep(150)
+  child.kill('SIGTERM')
+  const response = await inFlight
+  expect(response.status).toBe(200)
+  expect(((await response.json()) as { access: string }).access).toBeString()
+  // Still running when the signal came: the hash alone outlasts the 150 ms wait.
+  expect(performance.now() - started).toBeGreaterThan(300)
+
+  expect(await child.exited).toBe(0)
+  await expect(fetch(`${base}/me/`)).rejects.toThrow()
+  const logged = await new Response(child.stdout).text()
+  expect(logged).toContain('"msg":"shutting down"')
+  expect(logged).toContain('"msg":"stopped"')
+}, 60_000)
