@@ -5,6 +5,7 @@ import { authRoutes } from './auth/routes'
 import { requestBodies } from './body'
 import type { Deps } from './deps'
 import { errorsPlugin } from './errors'
+import { restoreStringFormats } from './formats'
 import { requestHooks } from './request-hooks'
 import { relayWakeup } from './events/plugin'
 import { healthRoutes } from './health/routes'
@@ -14,6 +15,7 @@ import { usersRoutes } from './users/routes'
 
 /** The whole HTTP API over the given dependencies; opens no connection itself. */
 export function createApp(deps: Deps) {
+  restoreStringFormats()
   return new Elysia()
     .use(requestHooks(deps))
     .use(errorsPlugin(deps.logger))

@@ -39,6 +39,8 @@ const Env = Type.Object({
   OUTBOX_SWEEP_INTERVAL: duration,
   OUTBOX_MAX_ATTEMPTS: integer('an attempt count of at least 1', 1, 1000),
   OUTBOX_RETENTION: duration,
+  USER_CACHE_TTL_SECONDS: integer('a number of seconds (0 turns the cache off)', 0, 3600),
+  USER_CACHE_MAX_ENTRIES: integer('a number of users', 1),
   PUBLIC_URL: url('http|https'),
   PROFILE_PIC_MAX_BYTES: integer('a size in bytes', 1024),
   S3_BUCKET: text(),
@@ -84,6 +86,7 @@ export const Config = Type.Object({
   queueList: Type.Array(Type.String()),
   queueDurable: Type.Boolean(),
   eventsExchange: Type.String(),
+  userCache: Type.Object({ ttlMs: Type.Integer(), maxEntries: Type.Integer() }),
   publicUrl: Type.String(),
   profilePicMaxBytes: Type.Integer(),
   s3: Type.Optional(
@@ -144,6 +147,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     queueList: splitList(raw.QUEUE_LIST),
     queueDurable: parseBoolean(raw.QUEUE_DURABLE ?? 'true'),
     eventsExchange: raw.EVENTS_EXCHANGE ?? 'users',
+    userCache: {
+      ttlMs: Number(raw.USER_CACHE_TTL_SECONDS ?? 10) * 1000,
+      maxEntries: Number(raw.USER_CACHE_MAX_ENTRIES ?? 50_000),
+    },
     publicUrl: (raw.PUBLIC_URL ?? `http://localhost:${raw.PORT ?? 8000}`).replace(/\/+$/, ''),
     profilePicMaxBytes: Number(raw.PROFILE_PIC_MAX_BYTES ?? 5 * 1024 * 1024),
     s3: raw.S3_BUCKET

@@ -16,6 +16,7 @@ import { createRedisRateLimiter } from './sessions/redis-rate-limiter'
 import { createRedisSessionStore } from './sessions/redis-store'
 import type { SessionStore } from './sessions/store'
 import { createFileStore, type FileStore } from './storage/files'
+import { createUserCache, redisInvalidationBus, type UserCache } from './users/cache'
 
 export type ServiceConfig = Config & { secretKey: string }
 
@@ -32,6 +33,7 @@ export type Deps = {
   relay: Relay
   files: FileStore
   metrics: Metrics
+  userCache: UserCache
   /** What GET /health/ready checks: one entry per configured backing service. */
   readiness: ReadinessCheck[]
 }
@@ -62,6 +64,7 @@ export async function createDeps(config: ServiceConfig, logger: Logger, clock: C
     /** Flushes the outbox within the deadline, then closes every connection. */
     async close(deadlineMs: number) {
       await deps.relay.stop({ deadlineMs })
+      await deps.userCache.close()
       await publisher?.close()
       await redis?.close().catch(() => {})
       await database.close()
@@ -84,6 +87,9 @@ export function createPublisher(config: Config, url: string, logger: Logger, ove
     ...overrides,
   })
 }
+
+/** The channel on which instances of one deployment announce changed users. */
+export const userInvalidations = (redis: RedisClient, prefix: string) => redisInvalidationBus(redis, `${prefix}user-changed`)
 
 /** Session and rate-limit stores on Redis, or in process when there is none. */
 export function stores(redis: RedisClient | undefined, prefix: string, clock: Clock): Stores {
@@ -118,6 +124,13 @@ export async function buildDeps(config: ServiceConfig, connections: Connections,
     onPublishFailure: (reason) => metrics.publishFailures.inc({ reason }),
   })
   metrics.watchOutbox(relay)
+  const userCache = createUserCache({
+    db: database.db,
+    clock,
+    ...config.userCache,
+    bus: redis && userInvalidations(redis, config.redisKeyPrefix),
+  })
+  await userCache.start()
   return {
     config,
     db: database.db,
@@ -130,6 +143,7 @@ export async function buildDeps(config: ServiceConfig, connections: Connections,
     relay,
     files: connections.files ?? createFileStore(config),
     metrics,
+    userCache,
     readiness: [
       databaseCheck(database),
       ...(redis ? [redisCheck(redis)] : []),

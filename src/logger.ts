@@ -14,5 +14,8 @@ export function createLogger(level: string, pretty = process.stdout.isTTY === tr
     },
     transport: pretty ? { target: 'pino-pretty', options: { colorize: true } } : undefined,
   }
-  return destination ? pino(options, destination) : pino(options)
+  if (destination || pretty) return destination ? pino(options, destination) : pino(options)
+  // Buffered and written off the request path: one write per few kilobytes instead of per request line.
+  // pino flushes the buffer when the process exits.
+  return pino(options, pino.destination({ dest: 1, sync: false, minLength: 4096 }))
 }

@@ -3,9 +3,10 @@ import { bodyLimits, createApp } from './app'
 import { largestBody } from './body'
 import { systemClock } from './clock'
 import { ConfigError, isEmbedded, loadConfig, type Config } from './config'
-import { createDeps, openDatabase } from './deps'
+import { createDeps, openDatabase, userInvalidations } from './deps'
 import { createLogger, type Logger } from './logger'
 import { loadOrCreateSecretKey } from './secret-key'
+import { connectRedis } from './sessions/redis-client'
 import { createFileStore } from './storage/files'
 import { setAdmin as setAdminFlag } from './users/service'
 
@@ -94,12 +95,17 @@ async function migrate(config: Config & { secretKey: string }, logger: Logger) {
 async function setAdmin(config: Config & { secretKey: string }, logger: Logger, [action, email]: string[]) {
   if ((action !== 'grant' && action !== 'revoke') || !email) exit(usage)
   const database = await openDatabase(config)
+  // Running instances forget their cached row at once (through Redis) rather than after its TTL.
+  const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined
+  const bus = redis && userInvalidations(redis, config.redisKeyPrefix)
   try {
     // The user.updated event waits in the outbox for a running service's relay sweep.
-    const user = await setAdminFlag({ db: database.db, clock: systemClock, files: createFileStore(config) }, email, action === 'grant')
+    const deps = { db: database.db, clock: systemClock, files: createFileStore(config), userCache: { invalidate: async (id: string) => bus?.publish(id) } }
+    const user = await setAdminFlag(deps, email, action === 'grant')
     if (!user) exit(`no user with the email ${email}`)
     logger.info({ userId: user.id }, action === 'grant' ? 'admin rights granted' : 'admin rights revoked')
   } finally {
+    redis?.destroy()
     await database.close()
   }
 }

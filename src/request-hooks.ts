@@ -29,7 +29,8 @@ export const requestHooks = ({ logger, metrics }: { logger: Logger; metrics: Met
       const id = given && REQUEST_ID.test(given) ? given : crypto.randomUUID()
       timings.set(request, { id, startedAt: performance.now() })
       Object.assign(set.headers, SECURITY_HEADERS, { 'x-request-id': id })
-      if (!new URL(request.url).pathname.startsWith(DOCS_PATH)) set.headers['content-security-policy'] = API_CSP
+      // A substring test, not a URL parse: this runs on every request.
+      if (!request.url.includes(DOCS_PATH)) set.headers['content-security-policy'] = API_CSP
     })
     .onAfterResponse({ as: 'global' }, ({ request, route, set, response }) => {
       const timing = timings.get(request)

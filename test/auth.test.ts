@@ -216,6 +216,7 @@ describe('access tokens', () => {
     const user = await t.registerUser()
     // Straight in the database, so that only the missing row can refuse the token.
     await t.deps.db.delete(users).where(eq(users.id, user.id))
+    await t.deps.userCache.invalidate(user.id)
     const response = await t.call('GET', '/api/users/me/', { token: user.access })
     expect(response.status).toBe(401)
     expect(response.body).toEqual({ detail: 'User not found', code: 'user_not_found' })

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { eq, sql } from 'drizzle-orm'
+import { sql } from 'drizzle-orm'
 import { directoryOrder, searchCondition } from '../src/users/directory'
+import { setAdmin } from '../src/users/service'
 import { users } from '../src/users/table'
 import { createTestApp, type TestApp } from './support/app'
 
@@ -13,7 +14,7 @@ beforeAll(async () => {
   t = await createTestApp({ label: 'directory', store: 'memory' })
   viewer = await t.registerUser({ full_name: 'Viewer Person' })
   admin = await t.registerUser({ full_name: 'Admin Person' })
-  await t.deps.db.update(users).set({ isAdmin: true }).where(eq(users.id, admin.id))
+  await setAdmin(t.deps, admin.email, true)
   for (const name of ['Ann Smith', 'anna Karenina', 'Joanne Annable', 'Bob Annsworth', 'Zoë Ångström', 'Ann Smith']) {
     const user = await t.registerUser({ full_name: name })
     people[`${name}#${user.id}`] = user.id

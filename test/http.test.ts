@@ -83,3 +83,11 @@ describe('OpenAPI and CORS', () => {
     expect((await preflight('https://evil.example.com')).headers.get('access-control-allow-origin')).toBeNull()
   })
 })
+
+describe('string formats', () => {
+  test('a uuid-looking id with a urn prefix is a 404, not a database error', async () => {
+    const user = await t.registerUser()
+    const response = await t.call('GET', `/api/users/urn:uuid:${user.id}/`, { token: user.access })
+    expect(response.status).toBe(404)
+  })
+})

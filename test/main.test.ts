@@ -41,7 +41,8 @@ describe('the embedded default', () => {
     expect(readFileSync(secretFile, 'utf8')).toBe(secret)
     second.kill('SIGTERM')
     expect(await second.exited).toBe(0)
-  }, 60_000)
+    // PGlite's first start runs initdb: slow on a busy machine.
+  }, 150_000)
 })
 
 describe('start-up checks', () => {

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { eq } from 'drizzle-orm'
 import { StoreUnavailableError } from '../src/sessions/store'
-import { users } from '../src/users/table'
+import { setAdmin } from '../src/users/service'
 import { createTestApp } from './support/app'
 
 let t: Awaited<ReturnType<typeof createTestApp>>
@@ -10,7 +9,8 @@ beforeAll(async () => {
 })
 afterAll(() => t.close())
 
-const makeAdmin = (id: string) => t.deps.db.update(users).set({ isAdmin: true }).where(eq(users.id, id))
+// As `bun run admin:grant` does it.
+const makeAdmin = (email: string) => setAdmin(t.deps, email, true)
 const login = (email: string, password: string) => t.call('POST', '/api/users/login/', { body: { email, password } })
 
 describe('GET /api/users/me/', () => {
@@ -132,7 +132,7 @@ describe('GET /api/users/{id}/', () => {
 
   test('shows the email on your own record and to an admin', async () => {
     const admin = await t.registerUser()
-    await makeAdmin(admin.id)
+    await makeAdmin(admin.email)
     const other = await t.registerUser()
     expect((await t.call('GET', `/api/users/${other.id}`, { token: other.access })).body.email).toBe(other.email)
     expect((await t.call('GET', `/api/users/${other.id}`, { token: admin.access })).body.email).toBe(other.email)
@@ -171,7 +171,7 @@ describe('DELETE /api/users/{id}/', () => {
 
   test('lets an admin delete anyone, and answers 404 for an unknown id', async () => {
     const admin = await t.registerUser()
-    await makeAdmin(admin.id)
+    await makeAdmin(admin.email)
     const other = await t.registerUser()
     expect((await t.call('DELETE', `/api/users/${other.id}`, { token: admin.access })).status).toBe(204)
     expect((await t.call('GET', '/api/users/me/', { token: other.access })).status).toBe(401)

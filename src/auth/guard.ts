@@ -1,8 +1,7 @@
 import { Elysia } from 'elysia'
-import type { Database } from '../db'
 import { unauthorized } from '../errors'
 import type { SessionStore } from '../sessions/store'
-import { findUserById } from '../users/service'
+import type { UserCache } from '../users/cache'
 import type { Tokens } from './tokens'
 
 // The old fleet sends `JWT <token>` (simplejwt's AUTH_HEADER_TYPES); `Bearer` is the standard.
@@ -10,10 +9,10 @@ const AUTHORIZATION = /^(?:JWT|Bearer) +([\w-]+\.[\w-]+\.[\w-]*)$/i
 
 export const bearerToken = (header: string | undefined) => header?.match(AUTHORIZATION)?.[1]
 
-export type GuardDeps = { db: Database; tokens: Tokens; sessions: SessionStore }
+export type GuardDeps = { tokens: Tokens; sessions: SessionStore; userCache: Pick<UserCache, 'get'> }
 
 /** The `auth: true` route option: resolves the caller's user and token claims, or answers 401 (503 without the session store). */
-export const authGuard = ({ db, tokens, sessions }: GuardDeps) =>
+export const authGuard = ({ tokens, sessions, userCache }: GuardDeps) =>
   new Elysia().macro({
     auth: {
       async resolve({ headers }) {
@@ -21,8 +20,8 @@ export const authGuard = ({ db, tokens, sessions }: GuardDeps) =>
         if (!token) throw unauthorized('Authentication credentials were not provided.', 'not_authenticated')
         const claims = await tokens.verify(token, 'access')
         if (!claims) throw unauthorized('Given token not valid for any token type', 'token_not_valid')
-        // One round trip to the session store, in parallel with the user lookup.
-        const [active, user] = await Promise.all([sessions.isActive(claims.sid), findUserById(db, claims.user_id)])
+        // One round trip to the session store, in parallel with the user lookup (usually from memory).
+        const [active, user] = await Promise.all([sessions.isActive(claims.sid), userCache.get(claims.user_id)])
         if (!active) throw unauthorized('Token is invalid or expired', 'token_not_valid')
         if (!user) throw unauthorized('User not found', 'user_not_found')
         return { user, claims }

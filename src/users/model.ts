@@ -8,10 +8,11 @@ export const password = t.String({ minLength: 8, maxLength: 128 })
 
 export const User = t.Object(
   {
-    id: t.String({ format: 'uuid' }),
-    email: t.Optional(email),
+    // Our own output: described, not format-checked, on the hottest response of the service.
+    id: t.String({ description: 'UUID' }),
+    email: t.Optional(t.String({ description: 'Lower-cased' })),
     full_name: t.String(),
-    profile_pic: t.Union([t.String({ format: 'uri' }), t.Null()]),
+    profile_pic: t.Union([t.String({ description: 'Absolute URL' }), t.Null()]),
   },
   { description: "A user; `email` is present only on the caller's own record" },
 )

@@ -15,8 +15,8 @@ const authErrors = { 401: ErrorBody, 503: ErrorBody }
 const Page = t.Object(
   {
     count: t.Integer(),
-    next: t.Union([t.String({ format: 'uri' }), t.Null()]),
-    previous: t.Union([t.String({ format: 'uri' }), t.Null()]),
+    next: t.Union([t.String({ description: 'Absolute URL' }), t.Null()]),
+    previous: t.Union([t.String({ description: 'Absolute URL' }), t.Null()]),
     results: t.Array(User),
   },
   { description: "DRF's page shape" },
@@ -35,7 +35,10 @@ export const usersRoutes = (deps: UsersDeps & GuardDeps & { config: ServiceConfi
   const present = (user: UserRow, withEmail: boolean) => toUserBody(user, withEmail, deps.files)
 
   // A password change ends every other session; the caller's own continues.
-  const update = async ({ user, claims, body }: { user: UserRow; claims: TokenClaims; body: UpdateBody }) => {
+  const update = async ({ user: cached, claims, body }: { user: UserRow; claims: TokenClaims; body: UpdateBody }) => {
+    // The current password is checked against the stored hash, never a cached copy.
+    const user = await findUserById(deps.db, cached.id)
+    if (!user) throw userNotFound()
     const picture = await readPicture(body.profile_pic, user.id, deps.config.profilePicMaxBytes)
     const endOtherSessions = async () =>
       deps.metrics.sessionsEnded.inc({ reason: 'password_change' }, await deps.sessions.endAllForUser(user.id, { except: claims.sid }))

@@ -6,6 +6,7 @@ import { fieldError, FieldErrors } from '../errors'
 import { recordUserEvent } from '../events/outbox'
 import type { Logger } from '../logger'
 import type { FileStore } from '../storage/files'
+import type { UserCache } from './cache'
 import type { UpdateBody } from './model'
 import { users, type UserRow } from './table'
 
@@ -15,6 +16,8 @@ export type UsersDeps = {
   clock: Clock
   files: FileStore
   logger: Pick<Logger, 'warn'>
+  /** Told of every committed change, so no instance serves the old row from memory. */
+  userCache: Pick<UserCache, 'invalidate'>
 }
 
 const EMAIL_TAKEN = 'Email address already exists.'
@@ -99,6 +102,7 @@ export async function updateUser(
       if (body.password !== undefined) await onPasswordChange()
       return { before, after: after! }
     })
+    await deps.userCache.invalidate(user.id)
     if (before?.profilePic && before.profilePic !== after.profilePic) await deleteFile(deps, before.profilePic)
     return after
   } catch (error) {
@@ -116,20 +120,28 @@ export async function deleteUser(deps: Omit<UsersDeps, 'passwords'>, id: string,
     await beforeCommit()
     return deleted
   })
-  if (deleted?.profilePic) await deleteFile(deps, deleted.profilePic)
-  return deleted !== undefined
+  if (!deleted) return false
+  await deps.userCache.invalidate(id)
+  if (deleted.profilePic) await deleteFile(deps, deleted.profilePic)
+  return true
 }
 
 /** Grants or revokes admin rights by email, with a user.updated event when the flag changes; undefined when there is no such user. */
-export async function setAdmin({ db, clock, files }: Pick<UsersDeps, 'db' | 'clock' | 'files'>, email: string, isAdmin: boolean) {
+export async function setAdmin(
+  { db, clock, files, userCache }: Pick<UsersDeps, 'db' | 'clock' | 'files' | 'userCache'>,
+  email: string,
+  isAdmin: boolean,
+) {
   const now = new Date(clock.now())
-  return db.transaction(async (tx) => {
+  const user = await db.transaction(async (tx) => {
     const [user] = await tx.select().from(users).where(eq(users.email, email.trim().toLowerCase())).for('update')
     if (!user || user.isAdmin === isAdmin) return user
     const [updated] = await tx.update(users).set({ isAdmin, updatedAt: now }).where(eq(users.id, user.id)).returning()
     await recordUserEvent(tx, 'user.updated', updated!, now, files)
     return updated
   })
+  if (user) await userCache.invalidate(user.id)
+  return user
 }
 
 // A file left behind wastes space but breaks nothing, so a failed delete is logged, not raised.

@@ -20,7 +20,7 @@ export function spawnMain(args: string[], env: Record<string, string>) {
 }
 
 /** Polls until the service answers on `port`, or fails after `timeoutMs`. */
-export async function waitForPort(port: number, timeoutMs = 30_000) {
+export async function waitForPort(port: number, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     const ok = await fetch(`http://127.0.0.1:${port}/api/users/me/`).then(() => true, () => false)
