@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { sql } from 'drizzle-orm'
-import { directoryOrder, searchCondition } from '../src/users/directory'
+import { directoryOrder, listUsers, searchCondition } from '../src/users/directory'
 import { setAdmin } from '../src/users/service'
 import { users } from '../src/users/table'
 import { createTestApp, type TestApp } from './support/app'
@@ -98,6 +98,16 @@ describe('GET /api/users/?search=', () => {
 
   test('an empty result is an empty first page, not a 404', async () => {
     expect((await list('?search=nobodyhasthisname')).body).toEqual({ count: 0, next: null, previous: null, results: [] })
+  })
+
+  test('counts a broad search only up to the cap, and pages up to it', async () => {
+    const first = await listUsers(t.deps.db, { search: 'ann', page_size: 2 }, 3)
+    expect(first.count).toBe(3)
+    expect(first.hasNext).toBe(true)
+    const second = await listUsers(t.deps.db, { search: 'ann', page_size: 2, page: 2 }, 3)
+    expect(second.rows).toHaveLength(2)
+    expect(second.hasNext).toBe(false)
+    await expect(listUsers(t.deps.db, { search: 'ann', page_size: 2, page: 3 }, 3)).rejects.toThrow('Invalid page.')
   })
 
   test('lists 10 a page by default, and refuses a page size over 100 or a page below 1', async () => {
