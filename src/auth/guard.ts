@@ -3,6 +3,7 @@ import type { Database } from '../db'
 import { unauthorized } from '../errors'
 import type { SessionStore } from '../sessions/store'
 import { findUserById } from '../users/service'
+import { userInactive } from './service'
 import type { Tokens } from './tokens'
 
 // The old fleet sends `JWT <token>` (simplejwt's AUTH_HEADER_TYPES); `Bearer` is the standard.
@@ -25,6 +26,7 @@ export const authGuard = ({ db, tokens, sessions }: GuardDeps) =>
         const [active, user] = await Promise.all([sessions.isActive(claims.sid), findUserById(db, claims.user_id)])
         if (!active) throw unauthorized('Token is invalid or expired', 'token_not_valid')
         if (!user) throw unauthorized('User not found', 'user_not_found')
+        if (!user.isActive) throw userInactive()
         return { user, claims }
       },
     },
