@@ -1,9 +1,13 @@
+import { statSync } from 'node:fs'
+import { parseArgs } from 'node:util'
 import { bodyLimits, createApp } from './app'
 import { largestBody } from './body'
 import { systemClock } from './clock'
 import { ConfigError, isEmbedded, loadConfig, type Config } from './config'
 import { createDeps, openDatabase } from './deps'
 import { createLogger, type Logger } from './logger'
+import { importDjangoUsers, type ImportOptions } from './migration/django-import'
+import { createProgress, formatSummary } from './migration/import-report'
 import { loadOrCreateSecretKey } from './secret-key'
 import { createFileStore } from './storage/files'
 import { setAdmin as setAdminFlag } from './users/service'
@@ -11,7 +15,9 @@ import { setAdmin as setAdminFlag } from './users/service'
 const usage = `usage: users [serve]            start the service (default)
        users migrate            apply database migrations and exit
        users admin grant <email>   make a user an admin
-       users admin revoke <email>  take admin rights away`
+       users admin revoke <email>  take admin rights away
+       users import-django --from <postgres url> [--media <dir>] [--media-url <url>] [--dry-run] [--emit-events]
+                                import the old Django service's users`
 
 async function main(args: string[]) {
   const config = readConfig()
@@ -24,6 +30,9 @@ async function main(args: string[]) {
       return migrate(withSecretKey(config, logger), logger)
     case 'admin':
       return setAdmin(withSecretKey(config, logger), logger, rest)
+    case 'import-django':
+      // It signs nothing, so it needs no SECRET_KEY.
+      return importDjango(config, logger, rest)
     default:
       exit(usage)
   }
@@ -82,6 +91,48 @@ async function setAdmin(config: Config & { secretKey: string }, logger: Logger, 
     logger.info({ userId: user.id }, action === 'grant' ? 'admin rights granted' : 'admin rights revoked')
   } finally {
     await database.close()
+  }
+}
+
+async function importDjango(config: Config, logger: Logger, args: string[]) {
+  const options = importOptions(args)
+  const database = await openDatabase(config)
+  const progress = createProgress(process.stderr, logger)
+  try {
+    const deps = { db: database.db, files: createFileStore(config), clock: systemClock, logger }
+    const summary = await importDjangoUsers(deps, { ...options, onProgress: progress.update })
+    progress.finish()
+    process.stdout.write(formatSummary(summary))
+  } catch (error) {
+    progress.finish()
+    exit(`import failed: ${error instanceof Error ? error.message : String(error)}`)
+  } finally {
+    await database.close()
+  }
+}
+
+const importFlags = {
+  from: { type: 'string' },
+  media: { type: 'string' },
+  'media-url': { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  'emit-events': { type: 'boolean' },
+} as const
+
+function importOptions(args: string[]): ImportOptions {
+  const values = parseFlags(args)
+  const { from, media, 'media-url': mediaUrl } = values
+  if (!from || !/^postgres(ql)?:\/\//.test(from)) exit(`--from: expected the old database's postgres:// URL\n${usage}`)
+  if (media !== undefined && !statSync(media, { throwIfNoEntry: false })?.isDirectory()) exit(`--media: ${media} is not a folder`)
+  if (mediaUrl !== undefined && !/^https?:\/\//.test(mediaUrl)) exit('--media-url: expected the old MEDIA_URL, starting with http:// or https://')
+  return { from, mediaDir: media, mediaUrl, dryRun: values['dry-run'], emitEvents: values['emit-events'] }
+}
+
+function parseFlags(args: string[]) {
+  try {
+    return parseArgs({ args, options: importFlags }).values
+  } catch (error) {
+    exit(`${(error as Error).message}\n${usage}`)
   }
 }
 

@@ -3,15 +3,18 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { count, eq, inArray, sql } from 'drizzle-orm'
+import postgres from 'postgres'
 import { queryRows } from '../src/db'
 import { outboxEvents } from '../src/events/table'
 import { createLogger } from '../src/logger'
 import { importDjangoUsers, type ImportOptions, type ImportSummary } from '../src/migration/django-import'
 import { importPicture } from '../src/migration/django-pictures'
+import { createProgress } from '../src/migration/import-report'
 import { users } from '../src/users/table'
-import { createTestApp, type TestApp } from './support/app'
+import { createTestApp, createTestDatabase, type TestApp } from './support/app'
 import { createOldDatabase, oldRow } from './support/django'
 import { png } from './support/images'
+import { spawnMain } from './support/process'
 
 type Fixtures = { cases: { hasher: string; password: string; encoded: string }[] }
 const fixtures: Fixtures = await Bun.file(new URL('../../shared/fixtures/django-password-hashes.json', import.meta.url)).json()
@@ -239,5 +242,58 @@ describe('pictures without --media', () => {
   test('fall back to the old MEDIA_URL when the file cannot be copied', async () => {
     const picture = await importPicture({ mediaDir, mediaUrl: 'https://old.example.com/media/' }, dave.id, dave.profile_pic)
     expect(picture).toEqual({ value: 'https://old.example.com/media/profile_pics/missing.png', problem: 'missing_file' })
+  })
+})
+
+describe('progress', () => {
+  test('is a bar on a terminal', () => {
+    let text = ''
+    let now = 0
+    const progress = createProgress({ isTTY: true, write: (chunk: string) => (text += chunk) }, silent, () => now)
+    now = 2_000
+    progress.update(5_000, 10_000)
+    progress.finish()
+    expect(text).toBe(`\r[${'#'.repeat(15)}${'-'.repeat(15)}]  50% 5,000/10,000 users  2,500/s  2 s left\x1b[K\n`)
+  })
+
+  test('is a log line every few seconds elsewhere', () => {
+    const lines: unknown[] = []
+    let now = 0
+    const progress = createProgress({ isTTY: false, write: () => {} }, { info: (fields: unknown) => void lines.push(fields) }, () => now)
+    now = 1_000
+    progress.update(1_000, 3_000)
+    now = 6_000
+    progress.update(2_000, 3_000)
+    progress.update(3_000, 3_000)
+    expect(lines).toEqual([
+      { done: 2_000, total: 3_000, rowsPerSecond: 333 },
+      { done: 3_000, total: 3_000, rowsPerSecond: 500 },
+    ])
+  })
+})
+
+describe('the import-django command', () => {
+  test('imports into the configured database and prints the summary', async () => {
+    const target = await createTestDatabase('django_import_cli')
+    try {
+      const child = spawnMain(['import-django', '--from', oldDb.url, '--media-url', 'https://old.example.com/media/'], { DATABASE_URL: target.url })
+      const [status, stdout, stderr] = await Promise.all([child.exited, new Response(child.stdout).text(), new Response(child.stderr).text()])
+      expect({ status, stderr }).toEqual({ status: 0, stderr: '' })
+      expect(stdout).toContain('Django import done.')
+      expect(stdout).toMatch(new RegExp(`imported\\s+${importable}\\n`))
+      expect(stdout).toContain(`${bobTwin.id} bob@example.com: email_collision`)
+      const ours = postgres(target.url, { max: 1, onnotice: () => {} })
+      const [row] = await ours<{ profile_pic: string }[]>`select profile_pic from users where id = ${ann.id}`
+      await ours.end()
+      expect(row?.profile_pic).toBe('https://old.example.com/media/profile_pics/ann.png')
+    } finally {
+      await target.drop()
+    }
+  }, 30_000)
+
+  test('refuses to run without --from', async () => {
+    const child = spawnMain(['import-django', '--dry-run'], {})
+    expect(await child.exited).toBe(1)
+    expect(await new Response(child.stderr).text()).toStartWith("--from: expected the old database's postgres:// URL")
   })
 })
