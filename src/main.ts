@@ -1,3 +1,5 @@
+import { statSync } from 'node:fs'
+import { parseArgs } from 'node:util'
 import { version } from '../package.json'
 import { bodyLimits, createApp } from './app'
 import { largestBody } from './body'
@@ -5,6 +7,8 @@ import { systemClock } from './clock'
 import { ConfigError, isEmbedded, loadConfig, type Config } from './config'
 import { createDeps, openDatabase, userInvalidations } from './deps'
 import { createLogger, type Logger } from './logger'
+import { importDjangoUsers, type ImportOptions } from './migration/django-import'
+import { createProgress, formatSummary } from './migration/import-report'
 import { loadOrCreateSecretKey } from './secret-key'
 import { connectRedis } from './sessions/redis-client'
 import { createFileStore } from './storage/files'
@@ -15,7 +19,9 @@ const usage = `usage: users [serve]            start the service (default)
        users migrate            apply database migrations and exit
        users healthcheck        exit 0 when the service on PORT answers /health/live
        users admin grant <email>   make a user an admin
-       users admin revoke <email>  take admin rights away`
+       users admin revoke <email>  take admin rights away
+       users import-django --from <postgres url> [--media <dir>] [--media-url <url>] [--dry-run] [--emit-events]
+                                import the old Django service's users`
 
 async function main(args: string[]) {
   if (args[0] === '--version' || args[0] === 'version') return console.log(`users ${version}`)
@@ -31,6 +37,9 @@ async function main(args: string[]) {
       return migrate(withSecretKey(config, logger), logger)
     case 'admin':
       return setAdmin(withSecretKey(config, logger), logger, rest)
+    case 'import-django':
+      // It signs nothing, so it needs no SECRET_KEY.
+      return importDjango(config, logger, rest)
     default:
       exit(usage)
   }
@@ -73,7 +82,8 @@ async function serve(config: Config & { secretKey: string }, logger: Logger) {
     clearTimeout(cutOff)
     await close(SHUTDOWN_FLUSH_MS)
     logger.info('stopped')
-    logger.flush()
+    // The log is buffered: what is still in the buffer is written before the process goes.
+    await new Promise<void>((resolve) => logger.flush(() => resolve()))
     process.exit(0)
   }
   process.once('SIGTERM', shutdown)
@@ -107,6 +117,48 @@ async function setAdmin(config: Config & { secretKey: string }, logger: Logger, 
   } finally {
     redis?.destroy()
     await database.close()
+  }
+}
+
+async function importDjango(config: Config, logger: Logger, args: string[]) {
+  const options = importOptions(args)
+  const database = await openDatabase(config)
+  const progress = createProgress(process.stderr, logger)
+  try {
+    const deps = { db: database.db, files: createFileStore(config), clock: systemClock, logger }
+    const summary = await importDjangoUsers(deps, { ...options, onProgress: progress.update })
+    progress.finish()
+    process.stdout.write(formatSummary(summary))
+  } catch (error) {
+    progress.finish()
+    exit(`import failed: ${error instanceof Error ? error.message : String(error)}`)
+  } finally {
+    await database.close()
+  }
+}
+
+const importFlags = {
+  from: { type: 'string' },
+  media: { type: 'string' },
+  'media-url': { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  'emit-events': { type: 'boolean' },
+} as const
+
+function importOptions(args: string[]): ImportOptions {
+  const values = parseFlags(args)
+  const { from, media, 'media-url': mediaUrl } = values
+  if (!from || !/^postgres(ql)?:\/\//.test(from)) exit(`--from: expected the old database's postgres:// URL\n${usage}`)
+  if (media !== undefined && !statSync(media, { throwIfNoEntry: false })?.isDirectory()) exit(`--media: ${media} is not a folder`)
+  if (mediaUrl !== undefined && !/^https?:\/\//.test(mediaUrl)) exit('--media-url: expected the old MEDIA_URL, starting with http:// or https://')
+  return { from, mediaDir: media, mediaUrl, dryRun: values['dry-run'], emitEvents: values['emit-events'] }
+}
+
+function parseFlags(args: string[]) {
+  try {
+    return parseArgs({ args, options: importFlags }).values
+  } catch (error) {
+    exit(`${(error as Error).message}\n${usage}`)
   }
 }
 

@@ -121,6 +121,15 @@ describe('login', () => {
     expect(Object.keys(wrongPassword.body).sort()).toEqual(['email', 'password'])
   })
 
+  test('gives an inactive account the same 400 as wrong credentials, even with the right password', async () => {
+    const user = await t.registerUser()
+    await t.deps.db.update(users).set({ isActive: false }).where(eq(users.id, user.id))
+    const inactive = await t.call('POST', '/api/users/login/', { body: { email: user.email, password: user.password } })
+    const wrongPassword = await t.call('POST', '/api/users/login/', { body: { email: user.email, password: 'not-the-password' } })
+    expect(inactive.status).toBe(400)
+    expect(inactive.body).toEqual(wrongPassword.body)
+  })
+
   test('names missing credentials', async () => {
     const response = await t.call('POST', '/api/users/login/', { body: { email: 'a@b.c' } })
     expect(response.status).toBe(400)
@@ -163,6 +172,14 @@ describe('refresh', () => {
     const response = await t.call('POST', '/api/users/refresh/', { body: { refresh: user.refresh } })
     expect(response.status).toBe(401)
     expect(response.body.code).toBe('user_not_found')
+  })
+
+  test("refuses an inactive user's refresh token as user_inactive", async () => {
+    const user = await t.registerUser()
+    await t.deps.db.update(users).set({ isActive: false }).where(eq(users.id, user.id))
+    const response = await t.call('POST', '/api/users/refresh/', { body: { refresh: user.refresh } })
+    expect(response.status).toBe(401)
+    expect(response.body).toEqual({ detail: 'User is inactive', code: 'user_inactive' })
   })
 })
 
@@ -220,5 +237,15 @@ describe('access tokens', () => {
     const response = await t.call('GET', '/api/users/me/', { token: user.access })
     expect(response.status).toBe(401)
     expect(response.body).toEqual({ detail: 'User not found', code: 'user_not_found' })
+  })
+
+  test('of an inactive user are refused as user_inactive', async () => {
+    const user = await t.registerUser()
+    await t.deps.db.update(users).set({ isActive: false }).where(eq(users.id, user.id))
+    await t.deps.userCache.invalidate(user.id)
+    const response = await t.call('GET', '/api/users/me/', { token: user.access })
+    expect(response.status).toBe(401)
+    expect(response.body).toEqual({ detail: 'User is inactive', code: 'user_inactive' })
+    expect(response.headers.get('www-authenticate')).toBe('JWT realm="api"')
   })
 })

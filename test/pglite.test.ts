@@ -2,7 +2,9 @@ import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { and, eq, isNull } from 'drizzle-orm'
 import { buildDeps } from '../src/deps'
 import { outboxEvents } from '../src/events/table'
+import { importDjangoUsers } from '../src/migration/django-import'
 import { capturingLogger, createTestApp, testConfig } from './support/app'
+import { createOldDatabase, oldRow } from './support/django'
 import { png } from './support/images'
 import { eventsEnv, openTestBroker, testPublisher, waitFor, type TestBroker } from './support/broker'
 
@@ -92,4 +94,21 @@ test('pictures and the directory work on PGlite', async () => {
   expect(search.body).toEqual({ count: 1, next: null, previous: null, results: [{ id: user.id, full_name: 'Pglite Pictured', profile_pic: url }] })
   const byId = await t.call('GET', `/api/users/?ids=${user.id}`, { token: user.access })
   expect(byId.body.results).toHaveLength(1)
+})
+
+test('the Django import writes into the embedded database, and the imported user logs in', async () => {
+  const fixtures = await Bun.file(new URL('../../shared/fixtures/django-password-hashes.json', import.meta.url)).json()
+  const { password, encoded } = fixtures.cases[0]
+  const row = oldRow({ email: 'Old.Embedded@Example.com', full_name: 'Old Embedded', password: encoded })
+  const old = await createOldDatabase([row])
+  try {
+    const summary = await importDjangoUsers({ db: t.deps.db, files: t.deps.files, clock: t.clock, logger }, { from: old.url })
+    expect(summary).toMatchObject({ imported: 1, skipped: [] })
+    const again = await importDjangoUsers({ db: t.deps.db, files: t.deps.files, clock: t.clock, logger }, { from: old.url })
+    expect(again).toMatchObject({ imported: 0, updated: 0, unchanged: 1 })
+    const login = await t.call('POST', '/api/users/login/', { body: { email: 'old.embedded@example.com', password } })
+    expect(login.status).toBe(200)
+  } finally {
+    await old.drop()
+  }
 })

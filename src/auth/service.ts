@@ -40,7 +40,8 @@ export async function login(deps: AuthDeps, email: string, password: string, cli
 
   const user = await findUserByEmail(deps.db, email.trim())
   const valid = user ? await deps.passwords.verify(password, user.passwordHash) : await deps.passwords.verifyDummy(password)
-  if (!user || !valid) {
+  // An inactive account answers exactly as wrong credentials do, as Django's ModelBackend did: its state is not revealed.
+  if (!user || !valid || !user.isActive) {
     deps.metrics.logins.inc({ result: 'failure' })
     await Promise.all(rules.map(([key, rule]) => deps.limiter.hit(key, rule)))
     throw new FieldErrors({ email: [INVALID_CREDENTIALS], password: [INVALID_CREDENTIALS] })
@@ -63,7 +64,9 @@ export async function login(deps: AuthDeps, email: string, password: string, cli
 export async function refresh(deps: AuthDeps, token: string) {
   const claims = await deps.tokens.verify(token, 'refresh')
   if (!claims) throw tokenNotValid()
-  if (!(await findUserById(deps.db, claims.user_id))) throw unauthorized('User not found', 'user_not_found')
+  const user = await findUserById(deps.db, claims.user_id)
+  if (!user) throw unauthorized('User not found', 'user_not_found')
+  if (!user.isActive) throw userInactive()
   const next = await deps.tokens.issuePair(claims.user_id, claims.sid)
   const result = await deps.sessions.rotate({
     sid: claims.sid,
@@ -116,3 +119,6 @@ function throwIfLimited(deps: Pick<AuthDeps, 'metrics'>, limit: string, decision
 }
 
 const tokenNotValid = () => unauthorized('Token is invalid or expired', 'token_not_valid')
+
+/** simplejwt's answer for a valid token of a deactivated user. */
+export const userInactive = () => unauthorized('User is inactive', 'user_inactive')

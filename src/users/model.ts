@@ -2,7 +2,8 @@ import { t } from 'elysia'
 import { pictureUrl, type FileStore } from '../storage/files'
 import type { UserRow } from './table'
 
-const email = t.String({ format: 'email', maxLength: 254, examples: ['ann@example.com'] })
+/** An email as the API accepts and returns it. */
+export const email = t.String({ format: 'email', maxLength: 254, examples: ['ann@example.com'] })
 const fullName = t.String({ minLength: 1, maxLength: 250, examples: ['Ann Smith'] })
 export const password = t.String({ minLength: 8, maxLength: 128 })
 

@@ -11,6 +11,8 @@ export const users = pgTable(
     passwordHash: text().notNull(),
     profilePic: text(),
     isAdmin: boolean().notNull().default(false),
+    // Imported from the old service's is_active: such a user keeps their record but cannot log in.
+    isActive: boolean().notNull().default(true),
     createdAt: timestamp({ withTimezone: true }).notNull(),
     updatedAt: timestamp({ withTimezone: true }).notNull(),
     lastLogin: timestamp({ withTimezone: true }),
