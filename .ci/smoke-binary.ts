@@ -1,10 +1,15 @@
 // Smoke test of the compiled binary, run by .ci/run after `bun run build`: copied alone into an empty
 // folder (no node_modules, no drizzle/), it must migrate and serve on the machine's Postgres, Redis and
-// RabbitMQ, and on the embedded default; answer its health check; and stop cleanly on SIGTERM.
+// RabbitMQ, and on the embedded default; import an old Django user who then logs in with the old
+// password; answer its health check; and stop cleanly on SIGTERM.
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
+import { createOldDatabase, oldRow } from '../test/support/django'
+
+// Made by Django's make_password for 'correct horse battery staple' (shared/fixtures).
+const DJANGO_HASH = 'pbkdf2_sha256$260000$URPEPpe13z3kzAdkATALM5$XKP3fAZo3oxrJZfQQ4FeCm8hp//f/QTrQ/B1XE4TSBw='
 
 const folder = mkdtempSync(join(tmpdir(), 'users-binary-'))
 const binary = join(folder, 'users')
@@ -18,7 +23,7 @@ await admin.unsafe(`create database "${database}"`)
 const run = (args: string[], env: Record<string, string>) =>
   Bun.spawn([binary, ...args], { cwd: folder, env: { PATH: '/usr/bin:/bin', LOG_LEVEL: 'warn', ...env }, stdout: 'pipe', stderr: 'pipe' })
 
-async function check(label: string, env: Record<string, string>) {
+async function check(label: string, env: Record<string, string>, oldUser?: { email: string; password: string }) {
   const port = String(20_000 + Math.floor(Math.random() * 20_000))
   const service = run(['serve'], { ...env, PORT: port })
   const base = `http://127.0.0.1:${port}`
@@ -33,6 +38,14 @@ async function check(label: string, env: Record<string, string>) {
     const { access } = (await registered.json()) as { access: string }
     const me = await fetch(`${base}/api/users/me/`, { headers: { authorization: `JWT ${access}` } })
     assert(me.status === 200, `${label}: GET /me answered ${me.status}`)
+    if (oldUser) {
+      const login = await fetch(`${base}/api/users/login/`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(oldUser),
+      })
+      assert(login.status === 200, `${label}: the imported user's login answered ${login.status}`)
+    }
     const ready = await fetch(`${base}/health/ready`)
     assert(ready.status === 200, `${label}: /health/ready answered ${ready.status}: ${await ready.text()}`)
     const healthcheck = await run(['healthcheck'], { ...env, PORT: port }).exited
@@ -42,7 +55,7 @@ async function check(label: string, env: Record<string, string>) {
   }
   const code = await service.exited
   assert(code === 0, `${label}: exited ${code} after SIGTERM: ${await new Response(service.stderr).text()}`)
-  console.log(`binary smoke (${label}): register, /me, ready, healthcheck, SIGTERM -> exit 0`)
+  console.log(`binary smoke (${label}): register, /me, ${oldUser ? 'imported login, ' : ''}ready, healthcheck, SIGTERM -> exit 0`)
 }
 
 try {
@@ -57,7 +70,15 @@ try {
     EVENTS_EXCHANGE: `binary.smoke.${process.pid}`,
   }
   assert((await run(['migrate'], services).exited) === 0, 'migrate failed')
-  await check('postgres', services)
+  const oldUser = { email: 'old.user@example.com', password: 'correct horse battery staple' }
+  const old = await createOldDatabase([oldRow({ email: oldUser.email, password: DJANGO_HASH })])
+  try {
+    const imported = run(['import-django', '--from', old.url], services)
+    assert((await imported.exited) === 0, `import-django failed: ${await new Response(imported.stderr).text()}`)
+  } finally {
+    await old.drop()
+  }
+  await check('postgres', services, oldUser)
   await check('embedded', { DATA_DIR: join(folder, 'data') })
 } finally {
   await admin.unsafe(`drop database if exists "${database}" with (force)`)
