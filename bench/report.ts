@@ -24,7 +24,16 @@ type RowBase = {
 export type Report = {
   mode: string
   date: string
-  machine: { cpu: string; cores: number; memoryGb: number; kernel: string; bun: string; wrk: string; loadAverage: number }
+  machine: {
+    cpu: string
+    cores: number
+    memoryGb: number
+    kernel: string
+    bun: string
+    wrk: string
+    /** One-minute load averages before and after: anything else running shares the cores with the service and wrk. */
+    loadAverage: { start: number; end: number }
+  }
   settings: {
     threads: number
     connections: number
@@ -42,7 +51,7 @@ export function formatMarkdown({ mode, date, machine, settings, rows }: Report) 
   const warmup = settings.warmupSeconds > 0 ? `${settings.warmupSeconds} s warm-up discarded, then ` : ''
   const header = [
     `${mode} run of ${date.slice(0, 16).replace('T', ' ')} UTC on ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGb} GB, Linux ${machine.kernel},`,
-    `Bun ${machine.bun}, wrk ${machine.wrk} (load average ${machine.loadAverage.toFixed(2)} at the start). wrk -t${settings.threads} -c${settings.connections},`,
+    `Bun ${machine.bun}, wrk ${machine.wrk} (load average ${machine.loadAverage.start.toFixed(2)} at the start, ${machine.loadAverage.end.toFixed(2)} at the end). wrk -t${settings.threads} -c${settings.connections},`,
     `${warmup}${settings.seconds} s measured per row; ${settings.seededUsers.toLocaleString('en')} users; argon2id m=${settings.argon2.memoryCost} KiB, t=${settings.argon2.timeCost}.`,
   ]
   const table = [

@@ -65,7 +65,7 @@ process.once('SIGINT', () => void cleanUp().then(() => process.exit(130)))
 async function bench(): Promise<number> {
   const machine = await machineInfo()
   console.log(`${mode} run: ${settings.warmupSeconds}s warm-up + ${settings.seconds}s per row, wrk -t${THREADS} -c${CONNECTIONS}`)
-  console.log(`${machine.cpu}, ${machine.cores} cores, Bun ${machine.bun}, wrk ${machine.wrk}, load average ${machine.loadAverage.toFixed(2)}`)
+  console.log(`${machine.cpu}, ${machine.cores} cores, Bun ${machine.bun}, wrk ${machine.wrk}, load average ${machine.loadAverage.start.toFixed(2)}`)
 
   const queue = `bench.users.${run}`
   const secret = crypto.randomUUID() + crypto.randomUUID()
@@ -93,10 +93,6 @@ async function bench(): Promise<number> {
     progress(`${label}: ${Math.round(result.requestsPerSecond)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms${entry.problems.length ? ` — ${entry.problems.join(', ')}` : ''}`)
     return entry
   }
-
-  const argon2 = await measureHashing(config.argon2)
-  rows.push({ key: 'argon2', label: `argon2id verify alone (${argon2.inFlight} at once)`, ...argon2, peakRssMb: null, problems: [] })
-  progress(`argon2id: ${argon2.requestsPerSecond.toFixed(1)} verifications/s`)
 
   const baselineToken = (await tokens.issuePair(crypto.randomUUID(), crypto.randomUUID())).pair.access
   for (const [key, label, file] of [['bare', 'baseline: bare Bun.serve', 'bare'], ['jwt', 'baseline: JWT verify only', 'jwt-verify']] as const) {
@@ -167,6 +163,11 @@ async function bench(): Promise<number> {
     return { url: `${api}/refresh/`, seconds, ...LOAD, headers: json, script: { name: 'refresh', args: [await tokenFile(pool.map((pair) => pair.refresh)), THREADS] } }
   }))
 
+  // Measured next to the rows it is the bound of, with the service idle, so that both see the same machine.
+  await service.settle()
+  const argon2 = await measureHashing(config.argon2)
+  rows.push({ key: 'argon2', label: `argon2id verify alone (${argon2.inFlight} at once)`, ...argon2, peakRssMb: null, problems: [] })
+  progress(`argon2id: ${argon2.requestsPerSecond.toFixed(1)} verifications/s`)
   const login = (seconds: number, connections = CONNECTIONS): WrkRun => ({
     url: `${api}/login/`, seconds, threads: THREADS, connections, headers: json, script: { name: 'login', args: [SEEDED_USERS, PASSWORD, THREADS] },
   })
@@ -186,6 +187,7 @@ async function bench(): Promise<number> {
   // Logins still hashing when wrk stops would meet a closed database pool at shutdown.
   await service.settle()
 
+  machine.loadAverage.end = loadavg()[0]!
   const report: Report = { mode, date: machine.date, machine, settings: { ...settings, seededUsers: SEEDED_USERS, argon2: config.argon2 }, rows: withRatios(rows) }
   mkdirSync(RESULTS, { recursive: true })
   // A smoke run's numbers mean nothing; it must not replace a measurement.
@@ -422,8 +424,7 @@ async function machineInfo() {
     kernel: release(),
     bun: Bun.version,
     wrk: await wrkVersion(),
-    // Anything else running shares the cores with the service and wrk.
-    loadAverage: loadavg()[0]!,
+    loadAverage: { start: loadavg()[0]!, end: NaN },
     date: new Date().toISOString(),
   }
 }
