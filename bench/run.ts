@@ -35,9 +35,10 @@ const SEEDED_USERS = 10_000
 const DIRECTORY_IDS = 20
 const UPDATING_USERS = 1_000
 const PASSWORD = 'bench-passphrase-not-common'
-// The refresh token pool is sized from the rate of the run before (the first guess: GET /me's), plus this.
-const REFRESH_POOL_MARGIN = 1.5
-const MIN_REFRESH_POOL = 1_000
+// The refresh token pool is sized from the rate of the run before (the first guess: GET /me's) times this:
+// the pool is split evenly between wrk's threads, which do not serve evenly, and the rate varies from run to run.
+const REFRESH_POOL_MARGIN = 2
+const MIN_REFRESH_POOL = 2_000
 const EVENT_TIMEOUT_MS = 5_000
 // Under 5 ticks of CPU time (usually 50 ms) in half a second: what a server does between runs.
 const IDLE_TICKS = 5
@@ -158,7 +159,8 @@ async function bench(): Promise<number> {
   progress(update.note)
 
   row('refresh', 'POST /refresh', await measure(service, async (seconds, previous) => {
-    const size = Math.max(MIN_REFRESH_POOL, Math.ceil((previous?.requestsPerSecond ?? me.requestsPerSecond!) * seconds * REFRESH_POOL_MARGIN))
+    const rate = previous?.requestsPerSecond ?? me.requestsPerSecond!
+    const size = Math.max(MIN_REFRESH_POOL, Math.ceil(rate * seconds * REFRESH_POOL_MARGIN))
     const pool = await mint(Array.from({ length: size }, (_, i) => ids[i % ids.length]!))
     return { url: `${api}/refresh/`, seconds, ...LOAD, headers: json, script: { name: 'refresh', args: [await tokenFile(pool.map((pair) => pair.refresh)), THREADS] } }
   }))
