@@ -7,23 +7,29 @@ export type Passwords = ReturnType<typeof createPasswords>
 
 const ARGON2ID_PARAMS = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=\d+\$/
 
-/** Hashing and verification with argon2id on Bun's thread pool, so the event loop stays free. */
-export function createPasswords(params: Argon2Params) {
+/**
+ * Hashing and verification with argon2id on Bun's thread pool, so the event loop stays free; at most one
+ * hash per core at a time, so that a burst of logins neither holds 19 MiB per waiting request nor crowds
+ * out the pool's other work.
+ */
+export function createPasswords(params: Argon2Params, parallelism = navigator.hardwareConcurrency) {
   const options = { algorithm: 'argon2id', ...params } as const
+  const limited = concurrencyLimit(parallelism)
   // Login verifies against this when the email is unknown, so both cases cost the same time.
   const dummyHash = Bun.password.hash(crypto.randomUUID(), options)
   return {
-    hash: (password: string) => Bun.password.hash(password, options),
+    hash: (password: string) => limited(() => Bun.password.hash(password, options)),
 
     /** Checks our argon2id hashes and, for users imported from the old service, Django's formats. */
     async verify(password: string, hash: string) {
-      if (hash.startsWith('$argon2')) return Bun.password.verify(password, hash).catch(() => false)
+      if (hash.startsWith('$argon2')) return limited(() => Bun.password.verify(password, hash)).catch(() => false)
       // DRF stripped surrounding whitespace before the old service hashed a password.
-      return isDjangoHash(hash) && verifyDjangoPassword(password.trim(), hash)
+      return isDjangoHash(hash) && limited(() => verifyDjangoPassword(password.trim(), hash))
     },
 
     verifyDummy: async (password: string) => {
-      await Bun.password.verify(password, await dummyHash)
+      const hash = await dummyHash
+      await limited(() => Bun.password.verify(password, hash))
       return false
     },
 
@@ -35,6 +41,24 @@ export function createPasswords(params: Argon2Params) {
 
     /** The password to hash when upgrading `hash`: the old service's hashes were made from the stripped password. */
     canonical: (password: string, hash: string) => (hash.startsWith('$argon2') ? password : password.trim()),
+  }
+}
+
+/** Runs at most `limit` of the given tasks at once, the others waiting in order. */
+function concurrencyLimit(limit: number) {
+  let running = 0
+  const waiting: (() => void)[] = []
+  return async <T>(task: () => Promise<T>): Promise<T> => {
+    // A finishing task hands its slot straight to the next waiter, so no newcomer can slip in between.
+    if (running < limit) running++
+    else await new Promise<void>((resolve) => waiting.push(resolve))
+    try {
+      return await task()
+    } finally {
+      const next = waiting.shift()
+      if (next) next()
+      else running--
+    }
   }
 }
 

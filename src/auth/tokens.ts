@@ -30,31 +30,32 @@ export type TokenSettings = {
 
 export type Tokens = Awaited<ReturnType<typeof createTokens>>
 
-type VerifyKey = { kid?: string; alg: string; key: CryptoKey }
+type Codec = {
+  sign(claims: object): Promise<string>
+  verify(token: string): Promise<Record<string, unknown> | null>
+  jwks: JWK[]
+}
 
 /** Signs and verifies the service's JWTs; the algorithm is pinned, so `none` and algorithm confusion fail. */
 export async function createTokens(settings: TokenSettings, clock: Clock) {
-  const signing = await signingKey(settings)
-  const verifyKeys = [signing.verify, ...(await Promise.all((settings.previousPublicKeyPems ?? []).map(publicVerifyKey)))]
-  const algorithms = [...new Set(verifyKeys.map((key) => key.alg))]
-  const keyFor = (kid: string | undefined) => verifyKeys.find((key) => key.kid === kid)?.key
+  const codec = settings.privateKeyPem ? await asymmetricCodec(settings.privateKeyPem, settings, clock) : hs256Codec(settings, clock)
   const lifetime = { access: settings.accessSeconds, refresh: settings.refreshSeconds }
-  const hs256 = settings.privateKeyPem ? undefined : hs256Verifier(settings.secret, clock, settings)
 
-  const sign = (type: TokenType, userId: string, sid: string, jti: string, iat: number) => {
-    let token = new SignJWT({ token_type: type, user_id: userId, sid })
-      .setProtectedHeader({ alg: signing.verify.alg, typ: 'JWT', ...(signing.verify.kid && { kid: signing.verify.kid }) })
-      .setIssuedAt(iat)
-      .setExpirationTime(iat + lifetime[type])
-      .setJti(jti)
-    if (settings.audience) token = token.setAudience(settings.audience)
-    if (settings.issuer) token = token.setIssuer(settings.issuer)
-    return token.sign(signing.key)
-  }
+  const sign = (type: TokenType, userId: string, sid: string, jti: string, iat: number) =>
+    codec.sign({
+      token_type: type,
+      user_id: userId,
+      sid,
+      iat,
+      exp: iat + lifetime[type],
+      jti,
+      ...(settings.audience && { aud: settings.audience }),
+      ...(settings.issuer && { iss: settings.issuer }),
+    })
 
   return {
     /** The public keys other services verify with (empty for HS256, whose secret is never published). */
-    jwks: { keys: signing.jwks.concat(await Promise.all((settings.previousPublicKeyPems ?? []).map(publicJwk))) },
+    jwks: { keys: codec.jwks },
 
     /** A new access and refresh token for one session; `refreshJti` identifies the refresh token for rotation. */
     async issuePair(userId: string, sid: string) {
@@ -69,44 +70,33 @@ export async function createTokens(settings: TokenSettings, clock: Clock) {
 
     /** The token's claims when it is genuine, unexpired, of the expected type and tied to a session; otherwise null. */
     async verify(token: string, expected: TokenType): Promise<TokenClaims | null> {
-      const claims = (hs256 ? hs256(token) : await verifyWithJose(token)) as Partial<TokenClaims> | null
+      const claims = (await codec.verify(token)) as Partial<TokenClaims> | null
       // A token without `sid` (one the old service issued) cannot be revoked, so it is not accepted.
       if (!claims || claims.token_type !== expected || !isUuid(claims.user_id) || typeof claims.sid !== 'string') return null
       return claims as TokenClaims
     },
   }
-
-  async function verifyWithJose(token: string) {
-    try {
-      const { payload } = await jwtVerify(token, (header) => keyFor(header.kid) ?? fail(), {
-        algorithms,
-        currentDate: new Date(clock.now()),
-        audience: settings.audience,
-        issuer: settings.issuer,
-        requiredClaims: ['exp', 'iat', 'jti'],
-      })
-      return payload
-    } catch (error) {
-      if (error instanceof errors.JOSEError) return null
-      throw error
-    }
-  }
 }
 
 /**
- * HS256 verification without WebCrypto's promise per call: on the hot path (every other service's every
- * request) a synchronous HMAC is several times cheaper. Same rules as jose's: the header must say HS256
- * (so `none` and algorithm confusion fail), the signature must match in constant time, `exp` must be in
- * the future, `nbf` (if any) past, `iat` and `jti` present, and `aud`/`iss` as configured.
+ * HS256 with a synchronous HMAC instead of WebCrypto. Bun runs WebCrypto on the thread pool that also
+ * runs argon2, so under login load every token check and signature queued behind 19 MiB hashes (GET /me
+ * fell to a sixth); and on the hot path a synchronous HMAC is cheaper anyway. Verification keeps jose's
+ * rules: the header must say HS256 (so `none` and algorithm confusion fail), the signature must match in
+ * constant time, `exp` must be in the future, `nbf` (if any) past, `iat` and `jti` present, and
+ * `aud`/`iss` as configured.
  */
-function hs256Verifier(secret: string, clock: Clock, settings: Pick<TokenSettings, 'audience' | 'issuer'>) {
-  const key = Buffer.from(secret)
-  return (token: string): Record<string, unknown> | null => {
+function hs256Codec(settings: TokenSettings, clock: Clock): Codec {
+  const key = Buffer.from(settings.secret)
+  const mac = (input: string) => createHmac('sha256', key).update(input).digest('base64url')
+  const signedHeader = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url')
+
+  const verify = (token: string): Record<string, unknown> | null => {
     const [header, payload, signature, extra] = token.split('.')
     if (header === undefined || payload === undefined || signature === undefined || extra !== undefined) return null
     const parsedHeader = parseSegment(header)
     if (parsedHeader?.alg !== 'HS256' || parsedHeader.crit !== undefined) return null
-    const expected = createHmac('sha256', key).update(`${header}.${payload}`).digest('base64url')
+    const expected = mac(`${header}.${payload}`)
     if (signature.length !== expected.length || !timingSafeEqual(Buffer.from(signature), Buffer.from(expected))) return null
     const claims = parseSegment(payload)
     if (!claims) return null
@@ -118,6 +108,51 @@ function hs256Verifier(secret: string, clock: Clock, settings: Pick<TokenSetting
     if (settings.audience !== undefined && ![claims.aud].flat().includes(settings.audience)) return null
     return claims
   }
+
+  return {
+    jwks: [],
+    async sign(claims) {
+      const input = `${signedHeader}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`
+      return `${input}.${mac(input)}`
+    },
+    verify: async (token) => verify(token),
+  }
+}
+
+/** EdDSA or ES256 through jose, with a `kid`; retired public keys still verify the tokens they signed. */
+async function asymmetricCodec(privateKeyPem: string, settings: TokenSettings, clock: Clock): Promise<Codec> {
+  const privateKey = createPrivateKey(privateKeyPem)
+  const current = await verifyKey(createPublicKey(privateKey))
+  const signingKey = (await importJWK(privateKey.export({ format: 'jwk' }) as JWK, current.jwk.alg)) as CryptoKey
+  const retired = await Promise.all((settings.previousPublicKeyPems ?? []).map((pem) => verifyKey(createPublicKey(pem))))
+  const keys = [current, ...retired]
+  const algorithms = [...new Set(keys.map((key) => key.jwk.alg!))]
+
+  return {
+    jwks: keys.map((key) => key.jwk),
+    sign: (claims) =>
+      new SignJWT({ ...claims }).setProtectedHeader({ alg: current.jwk.alg!, typ: 'JWT', kid: current.jwk.kid }).sign(signingKey),
+    async verify(token) {
+      try {
+        const resolve = (header: { kid?: string }) => keys.find((key) => key.jwk.kid === header.kid)?.key ?? noKey()
+        const { payload } = await jwtVerify(token, resolve, {
+          algorithms,
+          currentDate: new Date(clock.now()),
+          audience: settings.audience,
+          issuer: settings.issuer,
+          requiredClaims: ['exp', 'iat', 'jti'],
+        })
+        return payload
+      } catch (error) {
+        if (error instanceof errors.JOSEError) return null
+        throw error
+      }
+    },
+  }
+}
+
+const noKey = (): never => {
+  throw new errors.JWKSNoMatchingKey()
 }
 
 function parseSegment(segment: string): Record<string, unknown> | null {
@@ -129,37 +164,6 @@ function parseSegment(segment: string): Record<string, unknown> | null {
   }
 }
 
-const fail = (): never => {
-  throw new errors.JWKSNoMatchingKey()
-}
-
-async function signingKey(settings: TokenSettings) {
-  if (!settings.privateKeyPem) {
-    // Imported once: jose would otherwise import a raw secret on every verification.
-    const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(settings.secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify'])
-    return { key, verify: { alg: 'HS256', key } as VerifyKey, jwks: [] as JWK[] }
-  }
-  const privateKey = createPrivateKey(settings.privateKeyPem)
-  const publicKey = createPublicKey(privateKey)
-  const alg = algorithmOf(publicKey)
-  const jwk = await jwkOf(publicKey)
-  const privateJwk = privateKey.export({ format: 'jwk' }) as JWK
-  return {
-    key: (await importJWK(privateJwk, alg)) as CryptoKey,
-    verify: { kid: jwk.kid, alg, key: (await importJWK(jwk, alg)) as CryptoKey },
-    jwks: [jwk],
-  }
-}
-
-async function publicVerifyKey(pem: string): Promise<VerifyKey> {
-  const publicKey = createPublicKey(pem)
-  const alg = algorithmOf(publicKey)
-  const jwk = await jwkOf(publicKey)
-  return { kid: jwk.kid, alg, key: (await importJWK(jwk, alg)) as CryptoKey }
-}
-
-const publicJwk = (pem: string) => jwkOf(createPublicKey(pem))
-
 /** EdDSA for Ed25519, ES256 for P-256; anything else is refused at start-up. */
 export function algorithmOf(key: KeyObject): 'EdDSA' | 'ES256' {
   if (key.asymmetricKeyType === 'ed25519') return 'EdDSA'
@@ -168,10 +172,10 @@ export function algorithmOf(key: KeyObject): 'EdDSA' | 'ES256' {
 }
 
 // The kid is the key's RFC 7638 thumbprint: every instance, and a retired key's entry, derive the same one.
-async function jwkOf(publicKey: KeyObject): Promise<JWK> {
-  const jwk = publicKey.export({ format: 'jwk' }) as JWK
-  const alg = algorithmOf(publicKey)
-  return { ...jwk, kid: await calculateJwkThumbprint(jwk), alg, use: 'sig' }
+async function verifyKey(publicKey: KeyObject) {
+  const exported = publicKey.export({ format: 'jwk' }) as JWK
+  const jwk: JWK = { ...exported, kid: await calculateJwkThumbprint(exported), alg: algorithmOf(publicKey), use: 'sig' }
+  return { jwk, key: (await importJWK(jwk, jwk.alg)) as CryptoKey }
 }
 
 // simplejwt's jti format: a uuid4 as 32 hex digits.

@@ -97,7 +97,8 @@ export const usersRoutes = (deps: UsersDeps & GuardDeps & { config: ServiceConfi
     .get(
       '/:id',
       async ({ user, params }) => {
-        const found = params.id === user.id ? user : await findUserById(deps.db, params.id)
+        // Other users' rows come from the same invalidated cache as the caller's.
+        const found = params.id === user.id ? user : await deps.userCache.get(params.id)
         if (!found) throw userNotFound()
         return present(found, found.id === user.id || user.isAdmin)
       },
