@@ -1,8 +1,6 @@
 import { mkdirSync } from 'node:fs'
-import { PGlite } from '@electric-sql/pglite'
 import { sql, type SQL } from 'drizzle-orm'
 import type { PgDatabase, PgDialect, PgQueryResultHKT, PgSession } from 'drizzle-orm/pg-core'
-import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
 import postgres from 'postgres'
 // PGlite loads these from beside its own files, which a compiled binary does not have: imported as
@@ -73,6 +71,8 @@ export async function openPglite(dataDir?: string): Promise<DbHandle> {
   const [pgliteWasmModule, initdbWasmModule] = await Promise.all(
     [pgliteWasm, initdbWasm].map(async (path) => WebAssembly.compile(await Bun.file(path).arrayBuffer())),
   )
+  // Loaded only for the embedded default: a service on Postgres keeps its memory for requests.
+  const [{ PGlite }, { drizzle: drizzlePglite }] = await Promise.all([import('@electric-sql/pglite'), import('drizzle-orm/pglite')])
   const client = await PGlite.create({ dataDir, pgliteWasmModule, initdbWasmModule, fsBundle: Bun.file(pgliteData) })
   const db = drizzlePglite(client, { schema, casing })
   await migrate(db)
