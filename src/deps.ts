@@ -8,6 +8,7 @@ import { createRelay, type Relay } from './events/relay'
 import { brokerCheck, databaseCheck, outboxCheck, redisCheck, type ReadinessCheck } from './health/checks'
 import type { Logger } from './logger'
 import { createMetrics, type Metrics } from './metrics'
+import { createRequestTracker, type RequestTracker } from './request-hooks'
 import { createMemoryRateLimiter } from './sessions/memory-rate-limiter'
 import { createMemorySessionStore } from './sessions/memory-store'
 import type { RateLimiter } from './sessions/rate-limiter'
@@ -34,6 +35,7 @@ export type Deps = {
   files: FileStore
   metrics: Metrics
   userCache: UserCache
+  requests: RequestTracker
   /** What GET /health/ready checks: one entry per configured backing service. */
   readiness: ReadinessCheck[]
 }
@@ -144,6 +146,7 @@ export async function buildDeps(config: ServiceConfig, connections: Connections,
     files: connections.files ?? createFileStore(config),
     metrics,
     userCache,
+    requests: createRequestTracker(),
     readiness: [
       databaseCheck(database),
       ...(redis ? [redisCheck(redis)] : []),

@@ -79,6 +79,8 @@ async function serve(config: Config & { secretKey: string }, logger: Logger) {
     logger.info({ signal }, 'shutting down')
     const cutOff = setTimeout(() => void app.stop(true), SHUTDOWN_REQUESTS_MS)
     await app.stop()
+    // Handlers of clients that already left may still run; they need the pools a little longer.
+    await Promise.race([deps.requests.idle(), Bun.sleep(SHUTDOWN_REQUESTS_MS)])
     clearTimeout(cutOff)
     await close(SHUTDOWN_FLUSH_MS)
     logger.info('stopped')

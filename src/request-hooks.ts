@@ -20,14 +20,35 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/
 
 type Timing = { id: string; startedAt: number }
 
+export type RequestTracker = ReturnType<typeof createRequestTracker>
+
+/**
+ * Counts the requests whose handlers still run. A handler goes on after its client has gone, and after
+ * the server stopped listening: shutdown waits for these before closing the pools they use.
+ */
+export function createRequestTracker() {
+  let running = 0
+  let onIdle: (() => void) | undefined
+  return {
+    started: () => void running++,
+    finished() {
+      running--
+      if (running === 0) onIdle?.()
+    },
+    /** Resolves once no handler runs. */
+    idle: () => (running === 0 ? Promise.resolve() : new Promise<void>((resolve) => (onIdle = resolve))),
+  }
+}
+
 /** Request ids, security headers, one access-log line and the HTTP metrics for every request. */
-export const requestHooks = ({ logger, metrics }: { logger: Logger; metrics: Metrics }) => {
+export const requestHooks = ({ logger, metrics, requests }: { logger: Logger; metrics: Metrics; requests: RequestTracker }) => {
   const timings = new WeakMap<Request, Timing>()
   return new Elysia({ name: 'request-hooks' })
     .onRequest(({ request, set }) => {
       const given = request.headers.get('x-request-id')
       const id = given && REQUEST_ID.test(given) ? given : crypto.randomUUID()
       timings.set(request, { id, startedAt: performance.now() })
+      requests.started()
       Object.assign(set.headers, SECURITY_HEADERS, { 'x-request-id': id })
       // A substring test, not a URL parse: this runs on every request.
       if (!request.url.includes(DOCS_PATH)) set.headers['content-security-policy'] = API_CSP
@@ -35,6 +56,7 @@ export const requestHooks = ({ logger, metrics }: { logger: Logger; metrics: Met
     .onAfterResponse({ as: 'global' }, ({ request, route, set, response }) => {
       const timing = timings.get(request)
       if (!timing) return
+      requests.finished()
       const seconds = (performance.now() - timing.startedAt) / 1000
       const status = response instanceof Response ? response.status : Number(set.status ?? 200)
       // The route template, never the raw path: ids would make every label unique.

@@ -40,3 +40,41 @@ test('SIGTERM lets a slow in-flight request finish, refuses new connections, and
   expect(logged).toContain('"msg":"shutting down"')
   expect(logged).toContain('"msg":"stopped"')
 }, 60_000)
+
+test('SIGTERM waits for the handler of a client that already left before closing the pools', async () => {
+  const database = await createTestDatabase('shutdown_abandoned')
+  const previousDrop = drop
+  drop = async () => {
+    await previousDrop()
+    await database.drop()
+  }
+  const port = freePort()
+  const child = spawnMain(['serve'], {
+    DATABASE_URL: database.url,
+    SECRET_KEY: TEST_SECRET,
+    PORT: String(port),
+    ARGON2_MEMORY_KIB: String(256 * 1024),
+    ARGON2_TIME_COST: '4',
+    LOG_LEVEL: 'info',
+  })
+  await waitForPort(port)
+  const base = `http://127.0.0.1:${port}/api/users`
+  const json = (body: unknown, signal?: AbortSignal) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal })
+  const credentials = { email: 'gone@example.com', password: 'a-long-unusual-passphrase' }
+  expect((await fetch(`${base}/register/`, json({ ...credentials, full_name: 'Gone' }))).status).toBe(200)
+
+  // The client gives up while its login is hashing; then the service is told to stop.
+  const abandoned = new AbortController()
+  const login = fetch(`${base}/login/`, json(credentials, abandoned.signal)).catch(() => undefined)
+  await Bun.sleep(150)
+  abandoned.abort()
+  await login
+  child.kill('SIGTERM')
+  expect(await child.exited).toBe(0)
+
+  const lines = (await new Response(child.stdout).text()).trim().split('\n').map((line) => JSON.parse(line) as { msg: string; route?: string; status?: number })
+  const loginLine = lines.findIndex((line) => line.msg === 'request' && line.route === '/api/users/login')
+  expect(lines[loginLine]?.status).toBe(200)
+  expect(loginLine).toBeLessThan(lines.findIndex((line) => line.msg === 'stopped'))
+  expect(lines.some((line) => line.msg === 'unhandled error')).toBe(false)
+}, 60_000)
