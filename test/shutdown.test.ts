@@ -2,14 +2,22 @@ import { afterAll, expect, test } from 'bun:test'
 import { createTestDatabase, TEST_SECRET } from './support/app'
 import { freePort, spawnMain, waitForPort } from './support/process'
 
-let drop = async () => {}
-afterAll(() => drop())
+const databases: { drop(): Promise<void> }[] = []
+afterAll(() => Promise.all(databases.map((database) => database.drop())))
 
-test('SIGTERM lets a slow in-flight request finish, refuses new connections, and exits 0', async () => {
-  const database = await createTestDatabase('shutdown')
-  drop = database.drop
+const credentials = { email: 'slow@example.com', password: 'a-long-unusual-passphrase' }
+const json = (body: unknown, signal?: AbortSignal) => ({
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+  signal,
+})
+
+/** The service as a child process on a fresh database, where a costly hash makes login the slow request (about two seconds here). */
+async function startSlowService(label: string) {
+  const database = await createTestDatabase(label)
+  databases.push(database)
   const port = freePort()
-  // A costly hash makes login the slow request: about a second on this machine.
   const child = spawnMain(['serve'], {
     DATABASE_URL: database.url,
     SECRET_KEY: TEST_SECRET,
@@ -20,9 +28,12 @@ test('SIGTERM lets a slow in-flight request finish, refuses new connections, and
   })
   await waitForPort(port)
   const base = `http://127.0.0.1:${port}/api/users`
-  const json = (body: unknown) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
-  const credentials = { email: 'slow@example.com', password: 'a-long-unusual-passphrase' }
   expect((await fetch(`${base}/register/`, json({ ...credentials, full_name: 'Slow' }))).status).toBe(200)
+  return { child, base }
+}
+
+test('SIGTERM lets a slow in-flight request finish, refuses new connections, and exits 0', async () => {
+  const { child, base } = await startSlowService('shutdown')
 
   const started = performance.now()
   const inFlight = fetch(`${base}/login/`, json(credentials))
@@ -42,26 +53,7 @@ test('SIGTERM lets a slow in-flight request finish, refuses new connections, and
 }, 60_000)
 
 test('SIGTERM waits for the handler of a client that already left before closing the pools', async () => {
-  const database = await createTestDatabase('shutdown_abandoned')
-  const previousDrop = drop
-  drop = async () => {
-    await previousDrop()
-    await database.drop()
-  }
-  const port = freePort()
-  const child = spawnMain(['serve'], {
-    DATABASE_URL: database.url,
-    SECRET_KEY: TEST_SECRET,
-    PORT: String(port),
-    ARGON2_MEMORY_KIB: String(256 * 1024),
-    ARGON2_TIME_COST: '4',
-    LOG_LEVEL: 'info',
-  })
-  await waitForPort(port)
-  const base = `http://127.0.0.1:${port}/api/users`
-  const json = (body: unknown, signal?: AbortSignal) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal })
-  const credentials = { email: 'gone@example.com', password: 'a-long-unusual-passphrase' }
-  expect((await fetch(`${base}/register/`, json({ ...credentials, full_name: 'Gone' }))).status).toBe(200)
+  const { child, base } = await startSlowService('shutdown_abandoned')
 
   // The client gives up while its login is hashing; then the service is told to stop.
   const abandoned = new AbortController()
