@@ -5,7 +5,9 @@
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { connect } from 'amqplib'
 import postgres from 'postgres'
+import { createClient } from 'redis'
 import { createOldDatabase, oldRow } from '../test/support/django'
 
 // Made by Django's make_password for 'correct horse battery staple' (shared/fixtures).
@@ -83,7 +85,23 @@ try {
 } finally {
   await admin.unsafe(`drop database if exists "${database}" with (force)`)
   await admin.end()
+  await forgetRedisKeys(`binary-smoke-${process.pid}:`)
+  await deleteExchange(`binary.smoke.${process.pid}`)
   rmSync(folder, { recursive: true, force: true })
+}
+
+// What the run left in the shared Redis and RabbitMQ goes with it, as the tests' own does.
+async function forgetRedisKeys(prefix: string) {
+  const redis = await createClient({ url: 'redis://127.0.0.1:6379' }).connect()
+  for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) if (keys.length) await redis.del(keys)
+  redis.destroy()
+}
+
+async function deleteExchange(name: string) {
+  const connection = await connect('amqp://guest:guest@127.0.0.1:5672')
+  const channel = await connection.createChannel()
+  await channel.deleteExchange(name)
+  await connection.close()
 }
 
 function assert(condition: boolean, message: string): asserts condition {
