@@ -269,7 +269,8 @@ test('a queue durability mismatch is logged as PRECONDITION_FAILED and publish r
   expect((await channel.checkQueue(queue)).queue).toBe(queue)
 })
 
-test('an outage fails publishes fast and the publisher reconnects by itself once the link is back', async () => {
+/** A publisher that reaches the broker through a proxy the test controls, with a legacy consumer on its queue. */
+async function proxiedPublisher(timeoutMs: number) {
   const queue = uniqueName('q')
   const exchange = uniqueName('x')
   const received: Received[] = []
@@ -277,7 +278,12 @@ test('an outage fails publishes fast and the publisher reconnects by itself once
   await topicConsumer(exchange, [])
   const proxy = await startTcpProxy({ targetPort: BROKER_PORT })
   proxies.push(proxy)
-  const publisher = startPublisher({ url: `amqp://guest:guest@127.0.0.1:${proxy.port}`, queues: [queue], exchange, timeoutMs: 2_000 })
+  const publisher = startPublisher({ url: `amqp://guest:guest@127.0.0.1:${proxy.port}`, queues: [queue], exchange, timeoutMs })
+  return { received, proxy, publisher }
+}
+
+test('an outage fails publishes fast and the publisher reconnects by itself once the link is back', async () => {
+  const { received, proxy, publisher } = await proxiedPublisher(2_000)
   await waitFor(publisher.isConnected, 'connection')
   const [before, during, after] = [event('user.created', { n: 1 }), event('user.updated', { n: 2 }), event('user.deleted', { n: 3 })]
   await publisher.publish([before])
@@ -303,15 +309,8 @@ test('an outage fails publishes fast and the publisher reconnects by itself once
 }, 10_000)
 
 test('a stalled broker makes publish reject with a timeout instead of hanging, and close stays bounded', async () => {
-  const queue = uniqueName('q')
-  const exchange = uniqueName('x')
-  const received: Received[] = []
-  await legacyConsumer(queue, received)
-  await topicConsumer(exchange, [])
-  const proxy = await startTcpProxy({ targetPort: BROKER_PORT })
-  proxies.push(proxy)
   const timeoutMs = 300
-  const publisher = startPublisher({ url: `amqp://guest:guest@127.0.0.1:${proxy.port}`, queues: [queue], exchange, timeoutMs })
+  const { proxy, publisher } = await proxiedPublisher(timeoutMs)
   await waitFor(publisher.isConnected, 'connection')
 
   proxy.stall()

@@ -2,7 +2,7 @@ import { Elysia } from 'elysia'
 import { unauthorized } from '../errors'
 import type { SessionStore } from '../sessions/store'
 import type { UserCache } from '../users/cache'
-import { userInactive } from './service'
+import { tokenNotValid, unknownUser, userInactive } from './service'
 import type { Tokens } from './tokens'
 
 // The old fleet sends `JWT <token>` (simplejwt's AUTH_HEADER_TYPES); `Bearer` is the standard.
@@ -23,8 +23,8 @@ export const authGuard = ({ tokens, sessions, userCache }: GuardDeps) =>
         if (!claims) throw unauthorized('Given token not valid for any token type', 'token_not_valid')
         // One round trip to the session store, in parallel with the user lookup (usually from memory).
         const [active, user] = await Promise.all([sessions.isActive(claims.sid), userCache.get(claims.user_id)])
-        if (!active) throw unauthorized('Token is invalid or expired', 'token_not_valid')
-        if (!user) throw unauthorized('User not found', 'user_not_found')
+        if (!active) throw tokenNotValid()
+        if (!user) throw unknownUser()
         if (!user.isActive) throw userInactive()
         return { user, claims }
       },

@@ -65,7 +65,7 @@ export async function refresh(deps: AuthDeps, token: string) {
   const claims = await deps.tokens.verify(token, 'refresh')
   if (!claims) throw tokenNotValid()
   const user = await findUserById(deps.db, claims.user_id)
-  if (!user) throw unauthorized('User not found', 'user_not_found')
+  if (!user) throw unknownUser()
   if (!user.isActive) throw userInactive()
   const next = await deps.tokens.issuePair(claims.user_id, claims.sid)
   const result = await deps.sessions.rotate({
@@ -118,7 +118,9 @@ function throwIfLimited(deps: Pick<AuthDeps, 'metrics'>, limit: string, decision
   throw new ApiError(429, 'throttled', `Request was throttled. Expected available in ${seconds} seconds.`, { 'retry-after': String(seconds) })
 }
 
-const tokenNotValid = () => unauthorized('Token is invalid or expired', 'token_not_valid')
+// simplejwt's answers, which the old clients know; the guard gives the same.
+export const tokenNotValid = () => unauthorized('Token is invalid or expired', 'token_not_valid')
+export const unknownUser = () => unauthorized('User not found', 'user_not_found')
 
 /** simplejwt's answer for a valid token of a deactivated user. */
 export const userInactive = () => unauthorized('User is inactive', 'user_inactive')

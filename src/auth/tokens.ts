@@ -1,6 +1,7 @@
 import { createHmac, createPrivateKey, createPublicKey, timingSafeEqual, type KeyObject } from 'node:crypto'
 import { calculateJwkThumbprint, errors, importJWK, jwtVerify, SignJWT, type JWK } from 'jose'
 import type { Clock } from '../clock'
+import { isUuid } from '../formats'
 
 export type TokenType = 'access' | 'refresh'
 
@@ -71,7 +72,8 @@ export async function createTokens(settings: TokenSettings, clock: Clock) {
     /** The token's claims when it is genuine, unexpired, of the expected type and tied to a session; otherwise null. */
     async verify(token: string, expected: TokenType): Promise<TokenClaims | null> {
       const claims = (await codec.verify(token)) as Partial<TokenClaims> | null
-      // A token without `sid` (one the old service issued) cannot be revoked, so it is not accepted.
+      // A token without `sid` (one the old service issued) cannot be revoked, so it is not accepted;
+      // user_id goes into a uuid column, so anything else must fail here, not in the database.
       if (!claims || claims.token_type !== expected || !isUuid(claims.user_id) || typeof claims.sid !== 'string') return null
       return claims as TokenClaims
     },
@@ -180,7 +182,3 @@ async function verifyKey(publicKey: KeyObject) {
 
 // simplejwt's jti format: a uuid4 as 32 hex digits.
 const newJti = () => crypto.randomUUID().replaceAll('-', '')
-
-// user_id goes into a uuid column; anything else must fail here, not in the database.
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-const isUuid = (value: unknown) => typeof value === 'string' && UUID.test(value)

@@ -5,7 +5,7 @@ import type { Clock } from '../clock'
 import { queryRows, type Database } from '../db'
 import { recordUserEvents } from '../events/outbox'
 import type { Logger } from '../logger'
-import type { FileStore } from '../storage/files'
+import { isExternalPicture, type FileStore } from '../storage/files'
 import { email as emailSchema } from '../users/model'
 import type { UserRow } from '../users/table'
 import { importPicture, type ImportedPicture, type PictureProblem, type PictureSource } from './django-pictures'
@@ -293,7 +293,7 @@ async function deleteReplacedPictures(
   const now = new Map(incoming.map((row) => [row.id, row.profile_pic]))
   const replaced = written.flatMap(({ id }) => {
     const before = existing.get(id)?.profile_pic
-    return before && !/^https?:\/\//.test(before) && before !== now.get(id) ? [before] : []
+    return before && !isExternalPicture(before) && before !== now.get(id) ? [before] : []
   })
   await mapConcurrently(replaced, FILE_CONCURRENCY, (key) =>
     deps.files.delete(key).catch((err: unknown) => deps.logger.warn({ err, key }, 'could not delete a replaced profile picture')),

@@ -16,10 +16,13 @@ export type FileStore = {
 // Keys are made by the service (user id + content hash), never taken from a request; this is checked anyway.
 const SAFE_KEY = /^[a-z0-9-]+(?:\/[a-z0-9-]+)*\.[a-z0-9]+$/
 
-/** The URL of a stored picture; a value that is already absolute (an imported picture left where it was) is kept. */
+/** Whether a stored picture is a link (an imported picture left where it was) rather than a key of our store. */
+export const isExternalPicture = (key: string) => /^https?:\/\//.test(key)
+
+/** The URL of a stored picture; a link is kept as it is. */
 export function pictureUrl(files: Pick<FileStore, 'url'>, key: string | null) {
   if (key === null) return null
-  return /^https?:\/\//.test(key) ? key : files.url(key)
+  return isExternalPicture(key) ? key : files.url(key)
 }
 
 export function assertSafeKey(key: string) {

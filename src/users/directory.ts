@@ -1,6 +1,7 @@
 import { asc, count, inArray, sql, type SQL } from 'drizzle-orm'
 import type { Database } from '../db'
 import { ApiError, fieldError } from '../errors'
+import { isUuid } from '../formats'
 import { users } from './table'
 
 export const MAX_IDS = 100
@@ -11,7 +12,6 @@ export const MAX_COUNT = 10_000
 /** What the directory is asked for: some users by id, or a search by name, one page at a time. */
 export type DirectoryQuery = { ids?: string; search?: string; page?: number; page_size?: number }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** Name regardless of case, then id: the expressions of the users_full_name_order index (table.ts). */
 export const directoryOrder = [asc(sql`lower(${users.fullName})`), asc(users.id)]
@@ -47,7 +47,7 @@ export async function listUsers(db: Database, query: DirectoryQuery, maxCount = 
 function parseIds(value: string) {
   const ids = value.split(',').map((id) => id.trim()).filter(Boolean)
   if (ids.length > MAX_IDS) throw fieldError('ids', `Ensure this field has no more than ${MAX_IDS} ids.`)
-  const invalid = ids.find((id) => !UUID.test(id))
+  const invalid = ids.find((id) => !isUuid(id))
   if (invalid !== undefined) throw fieldError('ids', `“${invalid.slice(0, 64)}” is not a valid UUID.`)
   return [...new Set(ids.map((id) => id.toLowerCase()))]
 }

@@ -5,7 +5,7 @@ import type { Database } from '../db'
 import { fieldError, FieldErrors } from '../errors'
 import { recordUserEvent } from '../events/outbox'
 import type { Logger } from '../logger'
-import type { FileStore } from '../storage/files'
+import { isExternalPicture, type FileStore } from '../storage/files'
 import type { UserCache } from './cache'
 import type { UpdateBody } from './model'
 import { users, type UserRow } from './table'
@@ -146,7 +146,7 @@ export async function setAdmin(
 
 // A file left behind wastes space but breaks nothing, so a failed delete is logged, not raised.
 async function deleteFile({ files, logger }: Pick<UsersDeps, 'files' | 'logger'>, key: string) {
-  if (/^https?:\/\//.test(key)) return
+  if (isExternalPicture(key)) return
   await files.delete(key).catch((err: unknown) => logger.warn({ err, key }, 'could not delete a replaced profile picture'))
 }
 
