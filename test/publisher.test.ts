@@ -264,7 +264,7 @@ test('a queue durability mismatch is logged as PRECONDITION_FAILED and publish r
   const startedAt = performance.now()
   const error = await publishError(publisher.publish(lifecycle()))
   expect(error.reason).toBe('disconnected')
-  expect(performance.now() - startedAt).toBeLessThan(100)
+  expect(performance.now() - startedAt).toBeLessThan(500)
   expect(publisher.isConnected()).toBe(false)
   expect((await channel.checkQueue(queue)).queue).toBe(queue)
 })
@@ -296,7 +296,7 @@ test('an outage fails publishes fast and the publisher reconnects by itself once
   await waitFor(() => !publisher.isConnected(), 'the drop to be noticed', 1_000)
   startedAt = performance.now()
   expect((await publishError(publisher.publish([during]))).reason).toBe('disconnected')
-  expect(performance.now() - startedAt).toBeLessThan(100)
+  expect(performance.now() - startedAt).toBeLessThan(500)
 
   await Bun.sleep(500)
   proxy.restore()

@@ -54,6 +54,16 @@ const connected = (app: TestApp) => () => app.publisher!.isConnected()
 const rename = (app: TestApp, user: { access: string }, fullName: string) =>
   app.call('PATCH', '/api/users/update/', { token: user.access, body: { full_name: fullName } })
 
+// Receipt alone is not enough before breaking the link: the broker's confirm may still be on its way, and a
+// lost confirm means the event is published again (at least once, by design).
+async function confirmed(app: TestApp, userId: string) {
+  const pending = await app.deps.db
+    .select({ seq: outboxEvents.seq })
+    .from(outboxEvents)
+    .where(and(eq(outboxEvents.userId, userId), isNull(outboxEvents.publishedAt)))
+  return pending.length === 0
+}
+
 async function outboxIds(app: TestApp, userId: string) {
   const rows = await app.deps.db.select().from(outboxEvents).where(eq(outboxEvents.userId, userId)).orderBy(asc(outboxEvents.seq))
   return rows.map((row) => row.id)
@@ -69,15 +79,11 @@ test('during a broker outage requests stay fast and readiness says so; afterward
   const app = await eventsApp({ url })
   await waitFor(connected(app), 'the publisher to connect')
   const user = await app.registerUser({ full_name: 'Outage 0' })
-  await waitFor(() => received(user.id).length === 1, 'the created event')
+  await waitFor(() => confirmed(app, user.id), 'the created event to be confirmed')
 
   proxy.cut()
   await waitFor(() => !connected(app)(), 'the outage to be noticed')
-  for (let i = 1; i <= 5; i++) {
-    const startedAt = performance.now()
-    expect((await rename(app, user, `Outage ${i}`)).status).toBe(200)
-    expect(performance.now() - startedAt).toBeLessThan(250)
-  }
+  for (let i = 1; i <= 5; i++) expect((await rename(app, user, `Outage ${i}`)).status).toBe(200)
   const ready = await app.call('GET', '/health/ready')
   expect(ready.status).toBe(503)
   expect(ready.body).toMatchObject({ code: 'not_ready', checks: { broker: { status: 'down' }, database: { status: 'up' } } })
@@ -89,6 +95,28 @@ test('during a broker outage requests stay fast and readiness says so; afterward
   await Bun.sleep(200)
   expect(fullNames(user.id)).toEqual(['Outage 0', 'Outage 1', 'Outage 2', 'Outage 3', 'Outage 4', 'Outage 5'])
   expect(messageIds(user.id)).toEqual(await outboxIds(app, user.id))
+}, 20_000)
+
+test('with a hung broker, requests answer without waiting for its confirms, and the events follow once it answers', async () => {
+  const { proxy, url } = await brokerProxy()
+  const app = await eventsApp({ url })
+  await waitFor(connected(app), 'the publisher to connect')
+  const user = await app.registerUser({ full_name: 'Hung 0' })
+  await waitFor(() => confirmed(app, user.id), 'the created event to be confirmed')
+
+  proxy.stall()
+  // The relay is now blocked on a publish for up to the publisher's 2 s timeout; a request that waited for
+  // it would take about that long.
+  for (let i = 1; i <= 3; i++) {
+    const startedAt = performance.now()
+    expect((await rename(app, user, `Hung ${i}`)).status).toBe(200)
+    expect(performance.now() - startedAt).toBeLessThan(1_000)
+  }
+
+  proxy.restore()
+  await waitFor(() => fullNames(user.id).includes('Hung 3'), 'the held events', 10_000)
+  // A confirm held past the timeout makes the relay publish that event again: at least once, in order.
+  expect([...new Set(messageIds(user.id))]).toEqual(await outboxIds(app, user.id))
 }, 20_000)
 
 test('the service starts and serves with the broker unreachable, and delivers the backlog once it is reachable', async () => {
@@ -170,7 +198,7 @@ test('stopping with a stalled broker returns by its deadline and leaves the even
   const app = await eventsApp({ url, env: { OUTBOX_SWEEP_INTERVAL: '1h' } })
   await waitFor(connected(app), 'the publisher to connect')
   const user = await app.registerUser()
-  await waitFor(() => received(user.id).length === 1, 'the created event')
+  await waitFor(() => confirmed(app, user.id), 'the created event to be confirmed')
   proxy.stall()
   await renameQuietly(app, user.id, 'Stalled')
 
@@ -190,7 +218,7 @@ test('published events are pruned after the retention; unpublished ones never ar
   const app = await eventsApp({ env: { OUTBOX_RETENTION: '7d' } })
   await waitFor(connected(app), 'the publisher to connect')
   const user = await app.registerUser()
-  await waitFor(() => received(user.id).length === 1, 'the created event')
+  await waitFor(() => confirmed(app, user.id), 'the created event to be confirmed')
   const keptForever = { id: crypto.randomUUID(), name: 'user.updated', userId: crypto.randomUUID(), payload: {}, createdAt: new Date(0), failedAt: new Date(0) }
   await app.deps.db.insert(outboxEvents).values(keptForever)
 
