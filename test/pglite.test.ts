@@ -92,8 +92,10 @@ test('pictures and the directory work on PGlite', async () => {
 
   const search = await t.call('GET', '/api/users/?search=pict', { token: user.access })
   expect(search.body).toEqual({ count: 1, next: null, previous: null, results: [{ id: user.id, full_name: 'Pglite Pictured', profile_pic: url }] })
-  const byId = await t.call('GET', `/api/users/?ids=${user.id}`, { token: user.access })
-  expect(byId.body.results).toHaveLength(1)
+  const other = await t.registerUser({ full_name: 'Another Pglite User' })
+  const byIds = await t.call('GET', `/api/users/?ids=${user.id},${crypto.randomUUID()},${other.id}`, { token: user.access })
+  expect(byIds.body.count).toBe(2)
+  expect(byIds.body.results.map((found: { id: string }) => found.id)).toEqual([other.id, user.id])
 })
 
 test('the Django import writes into the embedded database, and the imported user logs in', async () => {
