@@ -168,7 +168,9 @@ describe('refresh', () => {
 
   test("refuses a deleted user's refresh token", async () => {
     const user = await t.registerUser()
+    // Straight in the table, so the sessions stay; the instances are told, as every change of the service tells them.
     await t.deps.db.delete(users).where(eq(users.id, user.id))
+    await t.deps.userCache.invalidate(user.id)
     const response = await t.call('POST', '/api/users/refresh/', { body: { refresh: user.refresh } })
     expect(response.status).toBe(401)
     expect(response.body.code).toBe('user_not_found')
@@ -177,6 +179,7 @@ describe('refresh', () => {
   test("refuses an inactive user's refresh token as user_inactive", async () => {
     const user = await t.registerUser()
     await t.deps.db.update(users).set({ isActive: false }).where(eq(users.id, user.id))
+    await t.deps.userCache.invalidate(user.id)
     const response = await t.call('POST', '/api/users/refresh/', { body: { refresh: user.refresh } })
     expect(response.status).toBe(401)
     expect(response.body).toEqual({ detail: 'User is inactive', code: 'user_inactive' })

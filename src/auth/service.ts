@@ -3,12 +3,14 @@ import { ApiError, fieldError, FieldErrors, unauthorized } from '../errors'
 import type { RateDecision, RateLimiter, RateRule } from '../sessions/rate-limiter'
 import { sanitizeMetadata, type SessionStore } from '../sessions/store'
 import type { UsersDeps } from '../users/service'
-import { createUser, findUserByEmail, findUserById, recordLogin } from '../users/service'
+import type { UserCache } from '../users/cache'
+import { createUser, findUserByEmail, recordLogin } from '../users/service'
 import type { Client } from './client'
 import type { Metrics } from '../metrics'
 import type { Tokens } from './tokens'
 
-export type AuthDeps = UsersDeps & {
+export type AuthDeps = Omit<UsersDeps, 'userCache'> & {
+  userCache: Pick<UserCache, 'get' | 'invalidate'>
   config: ServiceConfig
   tokens: Tokens
   sessions: SessionStore
@@ -64,7 +66,8 @@ export async function login(deps: AuthDeps, email: string, password: string, cli
 export async function refresh(deps: AuthDeps, token: string) {
   const claims = await deps.tokens.verify(token, 'refresh')
   if (!claims) throw tokenNotValid()
-  const user = await findUserById(deps.db, claims.user_id)
+  // The same cached row the auth guard reads: fresh within the cache's stated bound, usually from memory.
+  const user = await deps.userCache.get(claims.user_id)
   if (!user) throw unknownUser()
   if (!user.isActive) throw userInactive()
   const next = await deps.tokens.issuePair(claims.user_id, claims.sid)

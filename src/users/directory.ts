@@ -1,5 +1,5 @@
 import { asc, count, sql, type SQL } from 'drizzle-orm'
-import type { Database } from '../db'
+import { preparedPerDatabase, type Database } from '../db'
 import { ApiError, fieldError } from '../errors'
 import { isUuid } from '../formats'
 import { users } from './table'
@@ -48,21 +48,14 @@ export async function listUsers(db: Database, query: DirectoryQuery, maxCount = 
   return { count: found, page, hasNext: page * pageSize < found, rows }
 }
 
-// Prepared once per database: building the query costs more than running it on this path.
-const preparedByIds = new WeakMap<Database, ReturnType<typeof prepareUsersByIds>>()
-const prepareUsersByIds = (db: Database) =>
+const usersByIds = preparedPerDatabase((db) =>
   db
     .select()
     .from(users)
     .where(sql`${users.id} = any(${sql.placeholder('ids')}::uuid[])`)
     .orderBy(...directoryOrder)
-    .prepare('users_by_ids')
-
-function usersByIds(db: Database) {
-  let prepared = preparedByIds.get(db)
-  if (!prepared) preparedByIds.set(db, (prepared = prepareUsersByIds(db)))
-  return prepared
-}
+    .prepare('users_by_ids'),
+)
 
 function parseIds(value: string) {
   const ids = value.split(',').map((id) => id.trim()).filter(Boolean)

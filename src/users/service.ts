@@ -1,7 +1,7 @@
-import { and, eq } from 'drizzle-orm'
+import { and, eq, sql } from 'drizzle-orm'
 import { isCommonPassword, type Passwords } from '../auth/passwords'
 import type { Clock } from '../clock'
-import type { Database } from '../db'
+import { preparedPerDatabase, type Database } from '../db'
 import { fieldError, FieldErrors } from '../errors'
 import { recordUserEvent } from '../events/outbox'
 import type { Logger } from '../logger'
@@ -44,13 +44,20 @@ export async function createUser(
   })
 }
 
+const userById = preparedPerDatabase((db) =>
+  db.select().from(users).where(eq(users.id, sql.placeholder('id'))).prepare('user_by_id'),
+)
+const userByEmail = preparedPerDatabase((db) =>
+  db.select().from(users).where(eq(users.email, sql.placeholder('email'))).prepare('user_by_email'),
+)
+
 export async function findUserById(db: Database, id: string) {
-  const [user] = await db.select().from(users).where(eq(users.id, id))
+  const [user] = await userById(db).execute({ id })
   return user
 }
 
 export async function findUserByEmail(db: Database, email: string) {
-  const [user] = await db.select().from(users).where(eq(users.email, email.toLowerCase()))
+  const [user] = await userByEmail(db).execute({ email: email.toLowerCase() })
   return user
 }
 
