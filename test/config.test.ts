@@ -8,7 +8,7 @@ describe('loadConfig', () => {
     expect(config.dataDir).toBe('./data')
     expect(config.accessTokenSeconds).toBe(900)
     expect(config.refreshTokenSeconds).toBe(14 * 86400)
-    expect(config.argon2).toEqual({ memoryCost: 19456, timeCost: 2 })
+    expect(config.argon2).toEqual({ memoryCost: 7168, timeCost: 5 })
     expect(isEmbedded(config)).toBe(true)
   })
 
@@ -67,12 +67,19 @@ describe('loadConfig', () => {
     [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL'],
     [{ ACCESS_TOKEN_LIFETIME: '0' }, 'ACCESS_TOKEN_LIFETIME'],
     [{ ARGON2_MEMORY_KIB: '1024' }, 'ARGON2_MEMORY_KIB'],
+    [{ ARGON2_TIME_COST: '4' }, 'ARGON2_TIME_COST'],
+    [{ ARGON2_MEMORY_KIB: '19455', ARGON2_TIME_COST: '2' }, 'ARGON2_TIME_COST'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ QUEUE_DURABLE: 'maybe' }, 'QUEUE_DURABLE'],
     [{ OUTBOX_MAX_ATTEMPTS: '0' }, 'OUTBOX_MAX_ATTEMPTS'],
   ])('a bad setting %p stops start-up with a line naming %s', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError)
     expect(() => loadConfig(env)).toThrow(new RegExp(`^${name}: expected `))
+  })
+
+  test("accepts an argon2id cost that reaches one of OWASP's settings in both memory and passes", () => {
+    for (const [memory, passes] of [['47104', '1'], ['19456', '2'], ['12288', '3'], ['9216', '4'], ['7168', '5'], ['65536', '3']])
+      expect(loadConfig({ ARGON2_MEMORY_KIB: memory, ARGON2_TIME_COST: passes }).argon2).toEqual({ memoryCost: Number(memory), timeCost: Number(passes) })
   })
 
   test('treats an empty variable as unset', () => {

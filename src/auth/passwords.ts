@@ -8,11 +8,13 @@ export type Passwords = ReturnType<typeof createPasswords>
 const ARGON2ID_PARAMS = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=\d+\$/
 
 /**
- * Hashing and verification with argon2id on Bun's thread pool, so the event loop stays free; at most two
- * hashes per core at a time, so that a burst of logins holds no 19 MiB per waiting request, while the pool
- * never idles between one hash and the next (the bench: one per core gave 3–4 points less throughput).
+ * Hashes in flight at once: two per core, so that the pool never idles between one hash and the next (one
+ * per core hashed ~8% less here), while a burst of logins holds no hash memory per waiting request.
  */
-export function createPasswords(params: Argon2Params, parallelism = 2 * navigator.hardwareConcurrency) {
+export const HASHING_PARALLELISM = 2 * navigator.hardwareConcurrency
+
+/** Hashing and verification with argon2id on Bun's thread pool, so the event loop stays free. */
+export function createPasswords(params: Argon2Params, parallelism = HASHING_PARALLELISM) {
   const options = { algorithm: 'argon2id', ...params } as const
   const limited = concurrencyLimit(parallelism)
   // Login verifies against this when the email is unknown, so both cases cost the same time.

@@ -82,7 +82,7 @@ export async function createTokens(settings: TokenSettings, clock: Clock) {
 
 /**
  * HS256 with a synchronous HMAC instead of WebCrypto. Bun runs WebCrypto on the thread pool that also
- * runs argon2, so under login load every token check and signature queued behind 19 MiB hashes (GET /me
+ * runs argon2, so under login load every token check and signature queued behind argon2id hashes (GET /me
  * fell to a sixth); and on the hot path a synchronous HMAC is cheaper anyway. Verification keeps jose's
  * rules: the header must say HS256 (so `none` and algorithm confusion fail), the signature must match in
  * constant time, `exp` must be in the future, `nbf` (if any) past, `iat` and `jti` present, and
