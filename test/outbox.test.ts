@@ -2,6 +2,7 @@ import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { asc, eq, sql } from 'drizzle-orm'
 import { outboxEvents } from '../src/events/table'
 import { setAdmin } from '../src/users/service'
+import { users } from '../src/users/table'
 import { createTestApp } from './support/app'
 
 // No broker here: these are the rows the relay would publish, written in the change's transaction.
@@ -54,6 +55,11 @@ test('a change whose event cannot be stored is not made either', async () => {
   const response = await t.call('PATCH', '/api/users/update/', { token: user.access, body: { full_name: 'Unrecordable' } })
   expect(response.status).toBe(500)
   expect((await t.call('GET', '/api/users/me/', { token: user.access })).body.full_name).toBe('Recordable')
+
+  const email = `unrecordable-${crypto.randomUUID().slice(0, 6)}@example.com`
+  const registration = await t.call('POST', '/api/users/register/', { body: { email, full_name: 'Unrecordable', password: 'a-long-unusual-passphrase' } })
+  expect(registration.status).toBe(500)
+  expect(await t.deps.db.select().from(users).where(eq(users.email, email))).toEqual([])
 })
 
 test('granting admin rights stores user.updated, and granting them again stores nothing', async () => {

@@ -15,7 +15,7 @@ export async function recordUserEvent(
   at: Date,
   files: Pick<FileStore, 'url'>,
 ) {
-  await tx.insert(outboxEvents).values(eventRow(name, user, at, files))
+  await tx.insert(outboxEvents).values(userEventRow(name, user, at, files))
 }
 
 /** recordUserEvent for many changes in one statement (a bulk import), stored in the order given. */
@@ -25,10 +25,11 @@ export async function recordUserEvents(
   at: Date,
   files: Pick<FileStore, 'url'>,
 ) {
-  if (events.length > 0) await tx.insert(outboxEvents).values(events.map(({ name, user }) => eventRow(name, user, at, files)))
+  if (events.length > 0) await tx.insert(outboxEvents).values(events.map(({ name, user }) => userEventRow(name, user, at, files)))
 }
 
-function eventRow(name: UserEventName, user: UserRow, at: Date, files: Pick<FileStore, 'url'>) {
+/** The outbox row of a user event, for a caller that writes it in the same statement as the change. */
+export function userEventRow(name: UserEventName, user: UserRow, at: Date, files: Pick<FileStore, 'url'>) {
   // The old service's wire body (compat): `{id, email, full_name, profile_pic}`, or `{id}` for a deletion.
   const payload = name === 'user.deleted' ? { id: user.id } : toUserBody(user, true, files)
   return { id: Bun.randomUUIDv7(), name, userId: user.id, payload, createdAt: at }

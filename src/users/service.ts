@@ -3,7 +3,8 @@ import { isCommonPassword, type Passwords } from '../auth/passwords'
 import type { Clock } from '../clock'
 import { preparedPerDatabase, type Database } from '../db'
 import { fieldError, FieldErrors } from '../errors'
-import { recordUserEvent } from '../events/outbox'
+import { recordUserEvent, userEventRow } from '../events/outbox'
+import { outboxEvents } from '../events/table'
 import type { Logger } from '../logger'
 import { isExternalPicture, type FileStore } from '../storage/files'
 import type { UserCache } from './cache'
@@ -37,11 +38,12 @@ export async function createUser(
     createdAt: now,
     updatedAt: now,
   }
-  return db.transaction(async (tx) => {
-    const [user] = await tx.insert(users).values(row).returning().catch(rethrowEmailTaken)
-    await recordUserEvent(tx, 'user.created', user!, now, files)
-    return user!
-  })
+  const user: UserRow = { ...row, profilePic: null, isAdmin: false, isActive: true, lastLogin: null }
+  // One statement, so atomic without a transaction's extra round trips: the event and the user are
+  // written together or, when the email is taken, neither. A new user has no earlier event to order after.
+  const event = db.$with('event').as(db.insert(outboxEvents).values(userEventRow('user.created', user, now, files)).returning({ seq: outboxEvents.seq }))
+  const [created] = await db.with(event).insert(users).values(row).returning().catch(rethrowEmailTaken)
+  return created!
 }
 
 const userById = preparedPerDatabase((db) =>
