@@ -258,6 +258,24 @@ describe('redis session keys', () => {
   })
 })
 
+describe('redis session index', () => {
+  test('a new session checks a bounded sample of the index, however many ended sessions it holds', async () => {
+    const store = createRedisSessionStore({ client, prefix })
+    const userId = randomUUID()
+    const index = `${prefix}user-sessions:${userId}`
+    await client.sAdd(index, Array.from({ length: 1_000 }, () => randomUUID()))
+    await client.expire(index, 600)
+    const sid = randomUUID()
+    await store.create({ sid, userId, refreshJti: 'j0', ttlSeconds: 600, ip: null, userAgent: null, now: Date.now() })
+    const size = await client.sCard(index)
+    expect(size).toBeGreaterThanOrEqual(1_001 - 16)
+    expect(size).toBeLessThan(1_001)
+    expect(await client.sIsMember(index, sid)).toBe(1)
+    expect((await store.list(userId)).map((session) => session.sid)).toEqual([sid])
+    expect(await client.sCard(index)).toBe(1)
+  })
+})
+
 describe('redis outage', () => {
   async function freePort(): Promise<number> {
     const server = createServer()

@@ -17,6 +17,11 @@ local function extendTtl(key, ttl)
 end
 `
 
+// Index members of ended sessions each create checks, at random: a bounded cost per login however many
+// sessions a user has piled up (a script blocks Redis for every request), which still keeps the index
+// near the live sessions; list and end-all prune it whole.
+const PRUNE_SAMPLE = 16
+
 // KEYS: session, index. ARGV: sessionPrefix, sid, userId, jti, ttl, now, ip, userAgent.
 const CREATE = luaScript(`${EXTEND_TTL}
 local ttl = tonumber(ARGV[5])
@@ -25,7 +30,7 @@ redis.call('HSET', KEYS[1], 'userId', ARGV[3], 'jti', ARGV[4], 'createdAt', ARGV
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'ip', ARGV[7]) end
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'userAgent', ARGV[8]) end
 redis.call('EXPIRE', KEYS[1], ttl)
-for _, sid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+for _, sid in ipairs(redis.call('SRANDMEMBER', KEYS[2], ${PRUNE_SAMPLE})) do
   if redis.call('EXISTS', ARGV[1] .. sid) == 0 then redis.call('SREM', KEYS[2], sid) end
 end
 redis.call('SADD', KEYS[2], ARGV[2])
