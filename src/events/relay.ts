@@ -8,9 +8,11 @@ import { outboxEvents, type OutboxRow } from './table'
 
 // Order. Rows are read in `seq` order, and for one user that is commit order: every write of a user takes
 // the user's row lock (insert, update, delete, select for update) before recordUserEvent inserts the event,
-// so a second transaction on the same user draws its seq only after the first committed. Gaps between
-// users are harmless: a lower seq that commits after a higher one was published is simply still pending
-// on the next read, and the relay never assumes "everything below the last published seq is done".
+// so a second transaction on the same user draws its seq only after the first committed. (A creation
+// writes its event in the same statement as the row: no other write of that user can come first, since
+// none sees the row before it commits.) Gaps between users are harmless: a lower seq that commits after
+// a higher one was published is simply still pending on the next read, and the relay never assumes
+// "everything below the last published seq is done".
 // Within one publish call a user appears at most once, so a copy that fails mid-batch can never be
 // overtaken by that user's next event, and a failed event holds back every later event of its user.
 //
