@@ -155,11 +155,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(`${name}: expected ${schema?.description ?? 'a valid value'}`)
   }
   checkIntegerRanges(raw)
-  const argon2 = {
-    memoryCost: Number(raw.ARGON2_MEMORY_KIB ?? DEFAULT_ARGON2.memoryKib),
-    timeCost: Number(raw.ARGON2_TIME_COST ?? DEFAULT_ARGON2.passes),
-  }
-  checkArgon2Cost(argon2)
+  const argon2 = argon2Cost(raw)
   return {
     secretKey: raw.SECRET_KEY,
     databaseUrl: raw.DATABASE_URL ?? postgresUrlFromParts(raw),
@@ -240,12 +236,21 @@ function checkIntegerRanges(raw: Env) {
   }
 }
 
-// The memory floor is checked with the other ranges; here, the passes that memory needs.
-function checkArgon2Cost({ memoryCost, timeCost }: { memoryCost: number; timeCost: number }) {
+// The memory floor is checked with the other ranges. One variable set alone takes the other from OWASP's
+// setting it belongs to (ARGON2_MEMORY_KIB=19456 alone means 2 passes, ARGON2_TIME_COST=2 alone 19456 KiB).
+function argon2Cost(raw: Env) {
+  if (raw.ARGON2_MEMORY_KIB === undefined && raw.ARGON2_TIME_COST === undefined)
+    return { memoryCost: DEFAULT_ARGON2.memoryKib, timeCost: DEFAULT_ARGON2.passes }
+  const memoryCost = Number(raw.ARGON2_MEMORY_KIB ?? leastMemoryFor(Number(raw.ARGON2_TIME_COST)))
   const passes = Math.min(...OWASP_ARGON2ID.filter((setting) => memoryCost >= setting.memoryKib).map((setting) => setting.passes))
+  const timeCost = Number(raw.ARGON2_TIME_COST ?? passes)
   if (timeCost < passes)
     throw new ConfigError(`ARGON2_TIME_COST: expected at least ${passes} passes with ARGON2_MEMORY_KIB=${memoryCost} (OWASP's argon2id settings)`)
+  return { memoryCost, timeCost }
 }
+
+const leastMemoryFor = (passes: number) =>
+  Math.min(...OWASP_ARGON2ID.filter((setting) => passes >= setting.passes).map((setting) => setting.memoryKib))
 
 function postgresUrlFromParts(raw: Env) {
   if (!raw.POSTGRES_HOST) return undefined

@@ -67,7 +67,7 @@ describe('loadConfig', () => {
     [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL'],
     [{ ACCESS_TOKEN_LIFETIME: '0' }, 'ACCESS_TOKEN_LIFETIME'],
     [{ ARGON2_MEMORY_KIB: '1024' }, 'ARGON2_MEMORY_KIB'],
-    [{ ARGON2_TIME_COST: '4' }, 'ARGON2_TIME_COST'],
+    [{ ARGON2_MEMORY_KIB: '9216', ARGON2_TIME_COST: '3' }, 'ARGON2_TIME_COST'],
     [{ ARGON2_MEMORY_KIB: '19455', ARGON2_TIME_COST: '2' }, 'ARGON2_TIME_COST'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ QUEUE_DURABLE: 'maybe' }, 'QUEUE_DURABLE'],
@@ -80,6 +80,13 @@ describe('loadConfig', () => {
   test("accepts an argon2id cost that reaches one of OWASP's settings in both memory and passes", () => {
     for (const [memory, passes] of [['47104', '1'], ['19456', '2'], ['12288', '3'], ['9216', '4'], ['7168', '5'], ['65536', '3']])
       expect(loadConfig({ ARGON2_MEMORY_KIB: memory, ARGON2_TIME_COST: passes }).argon2).toEqual({ memoryCost: Number(memory), timeCost: Number(passes) })
+  })
+
+  test("takes an argon2id variable set alone with the other from OWASP's setting it belongs to", () => {
+    expect(loadConfig({ ARGON2_MEMORY_KIB: '19456' }).argon2).toEqual({ memoryCost: 19456, timeCost: 2 })
+    expect(loadConfig({ ARGON2_MEMORY_KIB: '65536' }).argon2).toEqual({ memoryCost: 65536, timeCost: 1 })
+    expect(loadConfig({ ARGON2_TIME_COST: '2' }).argon2).toEqual({ memoryCost: 19456, timeCost: 2 })
+    expect(loadConfig({ ARGON2_TIME_COST: '8' }).argon2).toEqual({ memoryCost: 7168, timeCost: 8 })
   })
 
   test('treats an empty variable as unset', () => {

@@ -6,7 +6,10 @@ import { outboxEvents } from './table'
 
 export type UserEventName = 'user.created' | 'user.updated' | 'user.deleted'
 
-/** Stores the event of a user change with the same transaction as the change, so neither commits without the other. */
+/**
+ * Stores the event of a user change with the same transaction as the change, so neither commits without the
+ * other (a registration writes its event in the same statement instead: see createUser).
+ */
 // Call it after writing the user row: that write's row lock is what makes each user's seq order its commit order.
 export async function recordUserEvent(
   tx: Transaction,

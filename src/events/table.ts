@@ -2,8 +2,8 @@ import { sql } from 'drizzle-orm'
 import { bigint, index, integer, jsonb, pgTable, text, timestamp, uuid, varchar } from 'drizzle-orm/pg-core'
 
 /**
- * The transactional outbox: one row per user event, written in the same transaction as the change it
- * describes, published by the relay afterwards. `seq` orders the rows (see relay.ts for why that order is
+ * The transactional outbox: one row per user event, written in the same transaction (or statement) as the
+ * change it describes, published by the relay afterwards. `seq` orders the rows (see relay.ts for why that order is
  * each user's commit order); `failedAt` marks a row the relay gave up on after too many attempts.
  */
 export const outboxEvents = pgTable(

@@ -38,6 +38,7 @@ export async function createUser(
     createdAt: now,
     updatedAt: now,
   }
+  // The row as the insert will store it, for the event: these are the column defaults of table.ts.
   const user: UserRow = { ...row, profilePic: null, isAdmin: false, isActive: true, lastLogin: null }
   // One statement, so atomic without a transaction's extra round trips: the event and the user are
   // written together or, when the email is taken, neither. A new user has no earlier event to order after.
