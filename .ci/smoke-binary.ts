@@ -10,7 +10,7 @@ import postgres from 'postgres'
 import { createClient } from 'redis'
 import { createOldDatabase, oldRow } from '../test/support/django'
 
-// Made by Django's make_password for 'correct horse battery staple' (shared/fixtures).
+// Made by Django's make_password for 'correct horse battery staple' (test/fixtures).
 const DJANGO_HASH = 'pbkdf2_sha256$260000$URPEPpe13z3kzAdkATALM5$XKP3fAZo3oxrJZfQQ4FeCm8hp//f/QTrQ/B1XE4TSBw='
 
 const folder = mkdtempSync(join(tmpdir(), 'users-binary-'))
