@@ -1,7 +1,7 @@
 // Smoke test of the compiled binary, run by .ci/run after `bun run build`: copied alone into an empty
 // folder (no node_modules, no drizzle/), it must migrate and serve on the machine's Postgres, Redis and
 // RabbitMQ, and on the embedded default; import an old Django user who then logs in with the old
-// password; answer its health check; and stop cleanly on SIGTERM.
+// password; serve the docs page's UI; answer its health check; and stop cleanly on SIGTERM.
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -48,6 +48,9 @@ async function check(label: string, env: Record<string, string>, oldUser?: { ema
       })
       assert(login.status === 200, `${label}: the imported user's login answered ${login.status}`)
     }
+    // The docs page's UI is embedded in the binary: nothing beside it, nothing from the network.
+    const ui = await fetch(`${base}/api/users/swagger/swagger-ui-bundle.js`)
+    assert(ui.status === 200 && (await ui.text()).includes('SwaggerUIBundle'), `${label}: the docs UI answered ${ui.status}`)
     const ready = await fetch(`${base}/health/ready`)
     assert(ready.status === 200, `${label}: /health/ready answered ${ready.status}: ${await ready.text()}`)
     const healthcheck = await run(['healthcheck'], { ...env, PORT: port }).exited
@@ -57,7 +60,7 @@ async function check(label: string, env: Record<string, string>, oldUser?: { ema
   }
   const code = await service.exited
   assert(code === 0, `${label}: exited ${code} after SIGTERM: ${await new Response(service.stderr).text()}`)
-  console.log(`binary smoke (${label}): register, /me, ${oldUser ? 'imported login, ' : ''}ready, healthcheck, SIGTERM -> exit 0`)
+  console.log(`binary smoke (${label}): register, /me, ${oldUser ? 'imported login, ' : ''}docs UI, ready, healthcheck, SIGTERM -> exit 0`)
 }
 
 try {
