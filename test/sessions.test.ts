@@ -227,6 +227,23 @@ for (const store of ['redis', 'memory'] as const) {
         expect((await login('someone-else@example.com', 'wrong-password', '198.51.100.78')).status).toBe(400)
       })
 
+      test('wrong current passwords on update are limited per user, counted before the hash', async () => {
+        const user = await t.registerUser()
+        const update = (current: string, token = user.access) =>
+          t.call('PATCH', '/api/users/update/', { token, body: { password: 'another-long-passphrase', current_password: current } })
+        const { result: burst, hashed } = await countingHashes(() => Promise.all(Array.from({ length: 30 }, () => update('a-wrong-guess'))))
+        expect(burst.filter((r) => r.status === 400)).toHaveLength(10)
+        expect(burst.filter((r) => r.status === 429)).toHaveLength(20)
+        expect(hashed).toBe(10)
+        const limited = await update(user.password)
+        expect(limited.status).toBe(429)
+        expect(limited.body.code).toBe('throttled')
+        expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0)
+        afterWindow()
+        const fresh = (await refresh(user.refresh)).body.access
+        expect((await update(user.password, fresh)).status).toBe(200)
+      })
+
       test('registrations are limited per address', async () => {
         const register = (i: number) =>
           t.call('POST', '/api/users/register/', {

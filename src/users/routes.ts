@@ -4,6 +4,7 @@ import type { TokenClaims } from '../auth/tokens'
 import type { ServiceConfig } from '../deps'
 import { ApiError, ErrorBody, FieldErrorsBody } from '../errors'
 import type { Metrics } from '../metrics'
+import type { RateLimiter } from '../sessions/rate-limiter'
 import { listUsers } from './directory'
 import { toUserBody, trimNameAndEmail, UpdateBody, User, UserIdParams } from './model'
 import { readPicture } from './picture'
@@ -31,7 +32,9 @@ const DirectoryParams = t.Object({
 })
 
 /** The caller's own record, other users' records and the directory, profile updates, and account deletion. */
-export const usersRoutes = (deps: UsersDeps & GuardDeps & { config: ServiceConfig; metrics: Pick<Metrics, 'sessionsEnded'> }) => {
+export const usersRoutes = (
+  deps: UsersDeps & GuardDeps & { config: ServiceConfig; limiter: RateLimiter; metrics: Pick<Metrics, 'sessionsEnded' | 'rateLimited'> },
+) => {
   const present = (user: UserRow, withEmail: boolean) => toUserBody(user, withEmail, deps.files)
 
   // A password change ends every other session; the caller's own continues.
@@ -49,10 +52,11 @@ export const usersRoutes = (deps: UsersDeps & GuardDeps & { config: ServiceConfi
     auth: true,
     transform: ({ body }: { body: unknown }) => trimNameAndEmail(body),
     body: UpdateBody,
-    response: { 200: User, 400: FieldErrorsBody, 413: ErrorBody, 415: ErrorBody, ...authErrors },
+    response: { 200: User, 400: FieldErrorsBody, 413: ErrorBody, 415: ErrorBody, 429: ErrorBody, ...authErrors },
     detail: {
       summary: 'Change your email, name, password or picture (JSON, or multipart with a profile_pic file)',
-      description: 'Changing the email or password needs current_password; a password change ends your other sessions.',
+      description:
+        'Changing the email or password needs current_password; a password change ends your other sessions. Wrong current passwords are limited per user (429 with Retry-After).',
     },
   } as const
 
