@@ -8,6 +8,7 @@ describe('loadConfig', () => {
     expect(config.dataDir).toBe('./data')
     expect(config.accessTokenSeconds).toBe(900)
     expect(config.refreshTokenSeconds).toBe(14 * 86400)
+    expect(config.sessionMaxAgeSeconds).toBe(30 * 86400)
     expect(config.argon2).toEqual({ memoryCost: 7168, timeCost: 5 })
     expect(isEmbedded(config)).toBe(true)
   })
@@ -58,6 +59,21 @@ describe('loadConfig', () => {
   test('reads durations in seconds or with a unit', () => {
     expect(loadConfig({ ACCESS_TOKEN_LIFETIME: '300' }).accessTokenSeconds).toBe(300)
     expect(loadConfig({ ACCESS_TOKEN_LIFETIME: '5m', REFRESH_TOKEN_LIFETIME: '2d' }).refreshTokenSeconds).toBe(172800)
+    expect(loadConfig({ SESSION_MAX_AGE: '7d' }).sessionMaxAgeSeconds).toBe(7 * 86400)
+  })
+
+  test('reads the login limits: strict per account and address, per address, account-wide, current password', () => {
+    const { limits } = loadConfig({})
+    expect(limits.loginPerAccountAddress).toEqual({ limit: 10, windowSeconds: 900 })
+    expect(limits.loginPerAddress).toEqual({ limit: 100, windowSeconds: 900 })
+    expect(limits.loginPerAccount).toEqual({ limit: 50, windowSeconds: 900 })
+    expect(limits.currentPasswordPerUser).toEqual({ limit: 10, windowSeconds: 900 })
+    const set = loadConfig({ LOGIN_FAILURES_PER_ACCOUNT_ADDRESS: '5', LOGIN_FAILURES_PER_ACCOUNT: '20', CURRENT_PASSWORD_FAILURES_PER_USER: '3', LOGIN_FAILURE_WINDOW: '1h' }).limits
+    expect([set.loginPerAccountAddress, set.loginPerAccount, set.currentPasswordPerUser]).toEqual([
+      { limit: 5, windowSeconds: 3600 },
+      { limit: 20, windowSeconds: 3600 },
+      { limit: 3, windowSeconds: 3600 },
+    ])
   })
 
   test.each([

@@ -44,6 +44,31 @@ for (const store of ['redis', 'memory'] as const) {
       expect((await refresh(newest.refresh)).status).toBe(401)
     })
 
+    test('a session refreshed all along ends 30 days after its login, and no token outlives that', async () => {
+      const user = await t.registerUser()
+      const loginAt = Math.floor(t.clock.now() / 1000)
+      const end = loginAt + 30 * 86400
+      let token = user.refresh
+      for (let day = 13; day <= 26; day += 13) {
+        t.clock.advance(13 * 86400 * 1000)
+        const rotated = await refresh(token)
+        expect(rotated.status).toBe(200)
+        token = rotated.body.refresh
+        expect(decodeJwt(token).exp).toBeLessThanOrEqual(end)
+        expect(decodeJwt(rotated.body.access).exp).toBeLessThanOrEqual(end)
+      }
+      expect(decodeJwt(token).exp).toBe(end)
+      t.clock.advance((end - Math.floor(t.clock.now() / 1000)) * 1000 - 60_000)
+      const lastMinute = await refresh(token)
+      expect(lastMinute.status).toBe(200)
+      t.clock.advance(61_000)
+      const after = await refresh(lastMinute.body.refresh)
+      expect(after.status).toBe(401)
+      expect(after.body.code).toBe('token_not_valid')
+      // The store ends it too (session-store.test.ts); logging in again starts a new 30 days.
+      expect((await t.call('POST', '/api/users/login/', { body: { email: user.email, password: user.password } })).status).toBe(200)
+    })
+
     test('concurrent refreshes with one token continue a single family', async () => {
       const user = await t.registerUser()
       const responses = await Promise.all(Array.from({ length: 10 }, () => refresh(user.refresh)))

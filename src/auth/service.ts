@@ -94,13 +94,17 @@ export async function refresh(deps: AuthDeps, token: string) {
   const user = await deps.userCache.get(claims.user_id)
   if (!user) throw unknownUser()
   if (!user.isActive) throw userInactive()
-  const next = await deps.tokens.issuePair(claims.user_id, claims.sid)
+  // The store holds the session's start and ends it past SESSION_MAX_AGE whatever the token says; the new
+  // tokens carry the login time on, so their exp stops at the same end. A token issued before auth_time
+  // existed continues from its own iat (a later start): the store's end still holds for its session.
+  const next = await deps.tokens.issuePair(claims.user_id, claims.sid, claims.auth_time ?? claims.iat)
   const result = await deps.sessions.rotate({
     sid: claims.sid,
     presentedJti: claims.jti,
     next,
     graceSeconds: deps.config.refreshGraceSeconds,
     ttlSeconds: deps.config.refreshTokenSeconds,
+    maxAgeSeconds: deps.config.sessionMaxAgeSeconds,
     now: deps.clock.now(),
   })
   switch (result.kind) {
@@ -131,7 +135,7 @@ async function startSession(deps: AuthDeps, userId: string, client: Client) {
     sid,
     userId,
     refreshJti,
-    ttlSeconds: deps.config.refreshTokenSeconds,
+    ttlSeconds: Math.min(deps.config.refreshTokenSeconds, deps.config.sessionMaxAgeSeconds),
     ...sanitizeMetadata(client.ip, client.userAgent),
     now: deps.clock.now(),
   })
