@@ -21,7 +21,8 @@ COPY --from=build --chown=65532:65532 /out/data /data
 # BUN_JSC_forceRAMSize: JavaScriptCore sizes its heap growth for the machine's RAM unless told a
 # smaller figure; 256 MiB cut the peak RSS under /me load from ~168 to ~140 MB at no measured cost
 # in throughput (128 MiB cost a quarter of it). See README, Performance.
-ENV PORT=8000 \
+ENV NODE_ENV=production \
+    PORT=8000 \
     HOST=0.0.0.0 \
     DATA_DIR=/data \
     BUN_JSC_forceRAMSize=268435456

@@ -35,8 +35,11 @@ const OWASP_ARGON2ID = [
 const DEFAULT_ARGON2 = OWASP_ARGON2ID.at(-1)!
 const LEAST_ARGON2_MEMORY_KIB = Math.min(...OWASP_ARGON2ID.map((setting) => setting.memoryKib))
 
+// HS256 keys shorter than the hash's 32-byte output weaken it (RFC 7518 §3.2); a short one is a mistake.
+const MIN_SECRET_KEY_BYTES = 32
+
 const Env = Type.Object({
-  SECRET_KEY: text(),
+  SECRET_KEY: text(`at least ${MIN_SECRET_KEY_BYTES} bytes of secret (openssl rand -base64 48 makes one)`),
   DATABASE_URL: url('postgres|postgresql'),
   POSTGRES_HOST: text(),
   POSTGRES_PORT: integer('a port number', 1, 65535),
@@ -162,6 +165,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(`${name}: expected ${schema?.description ?? 'a valid value'}`)
   }
   checkIntegerRanges(raw)
+  if (raw.SECRET_KEY !== undefined && Buffer.byteLength(raw.SECRET_KEY) < MIN_SECRET_KEY_BYTES)
+    throw new ConfigError(`SECRET_KEY: expected ${Env.properties.SECRET_KEY.description}`)
   const argon2 = argon2Cost(raw)
   return {
     secretKey: raw.SECRET_KEY,

@@ -1,8 +1,10 @@
+// First: it sets NODE_ENV before Elysia reads it.
+import './node-env'
 import { statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { version } from '../package.json'
-import { bodyLimits, createApp } from './app'
-import { largestBody } from './body'
+import { createApp } from './app'
+import { SERVER_BODY_LIMIT } from './body'
 import { systemClock } from './clock'
 import { ConfigError, isEmbedded, loadConfig, type Config } from './config'
 import { createDeps, openDatabase, userInvalidations } from './deps'
@@ -71,7 +73,7 @@ const SHUTDOWN_FLUSH_MS = 10_000
 
 async function serve(config: Config & { secretKey: string }, logger: Logger) {
   const { deps, database, close } = await createDeps(config, logger)
-  const app = createApp(deps).listen({ hostname: config.host, port: config.port, maxRequestBodySize: largestBody(bodyLimits(config)) })
+  const app = createApp(deps).listen({ hostname: config.host, port: config.port, maxRequestBodySize: SERVER_BODY_LIMIT })
   logger.info({ port: config.port, database: database.driver, broker: config.amqpUrl !== undefined }, 'users service listening')
   // Stop accepting, let in-flight requests finish (cut off at the deadline), publish what the outbox
   // holds, then close the connections it needed.

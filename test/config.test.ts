@@ -88,6 +88,8 @@ describe('loadConfig', () => {
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ QUEUE_DURABLE: 'maybe' }, 'QUEUE_DURABLE'],
     [{ OUTBOX_MAX_ATTEMPTS: '0' }, 'OUTBOX_MAX_ATTEMPTS'],
+    [{ SECRET_KEY: 'x' }, 'SECRET_KEY'],
+    [{ SECRET_KEY: 'k'.repeat(31) }, 'SECRET_KEY'],
   ])('a bad setting %p stops start-up with a line naming %s', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError)
     expect(() => loadConfig(env)).toThrow(new RegExp(`^${name}: expected `))
@@ -103,6 +105,12 @@ describe('loadConfig', () => {
     expect(loadConfig({ ARGON2_MEMORY_KIB: '65536' }).argon2).toEqual({ memoryCost: 65536, timeCost: 1 })
     expect(loadConfig({ ARGON2_TIME_COST: '2' }).argon2).toEqual({ memoryCost: 19456, timeCost: 2 })
     expect(loadConfig({ ARGON2_TIME_COST: '8' }).argon2).toEqual({ memoryCost: 7168, timeCost: 8 })
+  })
+
+  test('takes a SECRET_KEY of 32 bytes or more, counted in UTF-8 bytes', () => {
+    expect(loadConfig({ SECRET_KEY: 'k'.repeat(32) }).secretKey).toBe('k'.repeat(32))
+    expect(loadConfig({ SECRET_KEY: 'é'.repeat(16) }).secretKey).toBe('é'.repeat(16))
+    expect(() => loadConfig({ SECRET_KEY: 'é'.repeat(15) })).toThrow('SECRET_KEY: expected at least 32 bytes of secret (openssl rand -base64 48 makes one)')
   })
 
   test('treats an empty variable as unset', () => {
