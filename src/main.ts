@@ -12,6 +12,7 @@ import { createProgress, formatSummary } from './migration/import-report'
 import { loadOrCreateSecretKey } from './secret-key'
 import { connectRedis } from './sessions/redis-client'
 import { createFileStore } from './storage/files'
+import { pictureLimits } from './users/picture'
 import { setAdmin as setAdminFlag } from './users/service'
 
 const usage = `usage: users [serve]            start the service (default)
@@ -127,7 +128,7 @@ async function importDjango(config: Config, logger: Logger, args: string[]) {
   const database = await openDatabase(config)
   const progress = createProgress(process.stderr, logger)
   try {
-    const deps = { db: database.db, files: createFileStore(config), clock: systemClock, logger }
+    const deps = { db: database.db, files: createFileStore(config), clock: systemClock, logger, pictureLimits: pictureLimits(config) }
     const summary = await importDjangoUsers(deps, { ...options, onProgress: progress.update })
     progress.finish()
     process.stdout.write(formatSummary(summary))

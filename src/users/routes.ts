@@ -6,7 +6,7 @@ import { ApiError, ErrorBody, FieldErrorsBody } from '../errors'
 import type { Metrics } from '../metrics'
 import { listUsers } from './directory'
 import { toUserBody, trimNameAndEmail, UpdateBody, User, UserIdParams } from './model'
-import { readPicture } from './picture'
+import { pictureLimits, readPicture } from './picture'
 import { deleteUser, findUserById, updateUser, type UsersDeps } from './service'
 import type { UserRow } from './table'
 
@@ -39,7 +39,7 @@ export const usersRoutes = (deps: UsersDeps & GuardDeps & { config: ServiceConfi
     // The current password is checked against the stored hash, never a cached copy.
     const user = await findUserById(deps.db, cached.id)
     if (!user) throw userNotFound()
-    const picture = await readPicture(body.profile_pic, user.id, deps.config.profilePicMaxBytes)
+    const picture = await readPicture(body.profile_pic, user.id, pictureLimits(deps.config))
     const endOtherSessions = async () =>
       deps.metrics.sessionsEnded.inc({ reason: 'password_change' }, await deps.sessions.endAllForUser(user.id, { except: claims.sid }))
     return present(await updateUser(deps, user, body, picture, endOtherSessions), true)
