@@ -13,6 +13,7 @@ import { loadOrCreateSecretKey } from './secret-key'
 import { connectRedis } from './sessions/redis-client'
 import { createFileStore } from './storage/files'
 import { pictureLimits } from './users/picture'
+import { loadSharp } from './users/sharp'
 import { setAdmin as setAdminFlag } from './users/service'
 
 const usage = `usage: users [serve]            start the service (default)
@@ -71,6 +72,9 @@ const SHUTDOWN_REQUESTS_MS = 15_000
 const SHUTDOWN_FLUSH_MS = 10_000
 
 async function serve(config: Config & { secretKey: string }, logger: Logger) {
+  // Loaded before listening: an image without the libraries libvips needs (libstdc++) fails here, in one
+  // line, rather than answering 500 to every upload.
+  await loadSharp().catch((error: unknown) => exit(`cannot load libvips for profile pictures: ${error instanceof Error ? error.message : String(error)}`))
   const { deps, database, close } = await createDeps(config, logger)
   const app = createApp(deps).listen({ hostname: config.host, port: config.port, maxRequestBodySize: largestBody(bodyLimits(config)) })
   logger.info({ port: config.port, database: database.driver, broker: config.amqpUrl !== undefined }, 'users service listening')
