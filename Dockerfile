@@ -1,10 +1,12 @@
 # syntax=docker/dockerfile:1
 
 # Build: the official Bun image compiles the service into one executable
-# (migrations and PGlite's WebAssembly embedded).
+# (migrations, PGlite's WebAssembly, and sharp's addon with libvips embedded).
 FROM oven/bun:1.4.5 AS build
 WORKDIR /src
 COPY package.json bun.lock ./
+# The patch that lets the compiler embed sharp's addon (see src/users/sharp.ts) is applied by the install.
+COPY patches ./patches
 RUN bun install --frozen-lockfile
 COPY tsconfig.json ./
 COPY drizzle ./drizzle
@@ -13,8 +15,11 @@ RUN bun run build \
  && mkdir -p /out/data \
  && cp dist/users /out/users
 
-# Run: distroless glibc base (the binary needs only libc), no shell, non-root.
-FROM gcr.io/distroless/base-debian12:nonroot
+# Run: distroless with glibc and the C++ runtime, no shell, non-root. Bun needs only libc; libvips, which
+# re-encodes profile pictures, also needs libstdc++ and libgcc_s, which the base image lacks (the `serve`
+# command refuses to start without them). /tmp must be writable: libvips and sharp's addon are written
+# there from the binary to be loaded.
+FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/users /usr/local/bin/users
 # DATA_DIR must be writable by the nonroot user (uid 65532) for the embedded default and local pictures.
 COPY --from=build --chown=65532:65532 /out/data /data

@@ -63,6 +63,8 @@ const Env = Type.Object({
   USER_CACHE_MAX_ENTRIES: integer('a number of users', 1),
   PUBLIC_URL: url('http|https'),
   PROFILE_PIC_MAX_BYTES: integer('a size in bytes', 1024),
+  PROFILE_PIC_MAX_PIXELS: integer('a pixel count (width × height) from 1000000 to 100000000', 1_000_000, 100_000_000),
+  PROFILE_PIC_MAX_SIDE: integer('a side in pixels from 64 to 4096', 64, 4096),
   S3_BUCKET: text(),
   S3_ENDPOINT: url('http|https'),
   S3_REGION: text(),
@@ -112,6 +114,10 @@ export const Config = Type.Object({
   userCache: Type.Object({ ttlMs: Type.Integer(), maxEntries: Type.Integer() }),
   publicUrl: Type.String(),
   profilePicMaxBytes: Type.Integer(),
+  /** Pictures declaring more pixels are refused before being decoded. */
+  profilePicMaxPixels: Type.Integer(),
+  /** Stored pictures are shrunk to fit a square of this side. */
+  profilePicMaxSide: Type.Integer(),
   s3: Type.Optional(
     Type.Object({
       bucket: Type.String(),
@@ -183,6 +189,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     publicUrl: (raw.PUBLIC_URL ?? `http://localhost:${raw.PORT ?? 8000}`).replace(/\/+$/, ''),
     profilePicMaxBytes: Number(raw.PROFILE_PIC_MAX_BYTES ?? 5 * 1024 * 1024),
+    profilePicMaxPixels: Number(raw.PROFILE_PIC_MAX_PIXELS ?? 50_000_000),
+    profilePicMaxSide: Number(raw.PROFILE_PIC_MAX_SIDE ?? 1024),
     s3: raw.S3_BUCKET
       ? {
           bucket: raw.S3_BUCKET,

@@ -7,7 +7,7 @@ import type { Metrics } from '../metrics'
 import type { RateLimiter } from '../sessions/rate-limiter'
 import { listUsers } from './directory'
 import { toUserBody, trimNameAndEmail, UpdateBody, User, UserIdParams } from './model'
-import { readPicture } from './picture'
+import { pictureLimits, readPicture } from './picture'
 import { deleteUser, findUserById, updateUser, type UsersDeps } from './service'
 import type { UserRow } from './table'
 
@@ -42,7 +42,7 @@ export const usersRoutes = (
     // The current password is checked against the stored hash, never a cached copy.
     const user = await findUserById(deps.db, cached.id)
     if (!user) throw userNotFound()
-    const picture = await readPicture(body.profile_pic, user.id, deps.config.profilePicMaxBytes)
+    const picture = await readPicture(body.profile_pic, user.id, pictureLimits(deps.config))
     const endOtherSessions = async () =>
       deps.metrics.sessionsEnded.inc({ reason: 'password_change' }, await deps.sessions.endAllForUser(user.id, { except: claims.sid }))
     return present(await updateUser(deps, user, body, picture, endOtherSessions), true)
