@@ -1,10 +1,12 @@
 # syntax=docker/dockerfile:1
 
 # Build: the official Bun image compiles the service into one executable
-# (migrations and PGlite's WebAssembly embedded).
+# (migrations, PGlite's WebAssembly, and sharp's addon with libvips embedded).
 FROM oven/bun:1.4.5 AS build
 WORKDIR /src
 COPY package.json bun.lock ./
+# The patch that lets the compiler embed sharp's addon (see src/users/sharp.ts) is applied by the install.
+COPY patches ./patches
 RUN bun install --frozen-lockfile
 COPY tsconfig.json ./
 COPY drizzle ./drizzle
@@ -13,15 +15,19 @@ RUN bun run build \
  && mkdir -p /out/data \
  && cp dist/users /out/users
 
-# Run: distroless glibc base (the binary needs only libc), no shell, non-root.
-FROM gcr.io/distroless/base-debian12:nonroot
+# Run: distroless with glibc and the C++ runtime, no shell, non-root. Bun needs only libc; libvips, which
+# re-encodes profile pictures, also needs libstdc++ and libgcc_s, which the base image lacks (the `serve`
+# command refuses to start without them). /tmp must be writable: libvips and sharp's addon are written
+# there from the binary to be loaded.
+FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/users /usr/local/bin/users
 # DATA_DIR must be writable by the nonroot user (uid 65532) for the embedded default and local pictures.
 COPY --from=build --chown=65532:65532 /out/data /data
 # BUN_JSC_forceRAMSize: JavaScriptCore sizes its heap growth for the machine's RAM unless told a
 # smaller figure; 256 MiB cut the peak RSS under /me load from ~168 to ~140 MB at no measured cost
 # in throughput (128 MiB cost a quarter of it). See bench/README.md.
-ENV PORT=8000 \
+ENV NODE_ENV=production \
+    PORT=8000 \
     HOST=0.0.0.0 \
     DATA_DIR=/data \
     BUN_JSC_forceRAMSize=268435456

@@ -1,14 +1,17 @@
 // Smoke test of the compiled binary, run by .ci/run after `bun run build`: copied alone into an empty
 // folder (no node_modules, no drizzle/), it must migrate and serve on the machine's Postgres, Redis and
 // RabbitMQ, and on the embedded default; import an old Django user who then logs in with the old
-// password; serve the docs page's UI; answer its health check; and stop cleanly on SIGTERM.
+// password; re-encode an uploaded photo with the libvips it carries; serve the docs page's UI; answer its
+// health check; and stop cleanly on SIGTERM.
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect } from 'amqplib'
 import postgres from 'postgres'
 import { createClient } from 'redis'
+import sharp from 'sharp'
 import { createOldDatabase, oldRow } from '../test/support/django'
+import { photoWithExif } from '../test/support/images'
 
 // Made by Django's make_password for 'correct horse battery staple' (test/fixtures).
 const DJANGO_HASH = 'pbkdf2_sha256$260000$URPEPpe13z3kzAdkATALM5$XKP3fAZo3oxrJZfQQ4FeCm8hp//f/QTrQ/B1XE4TSBw='
@@ -40,6 +43,7 @@ async function check(label: string, env: Record<string, string>, oldUser?: { ema
     const { access } = (await registered.json()) as { access: string }
     const me = await fetch(`${base}/api/users/me/`, { headers: { authorization: `JWT ${access}` } })
     assert(me.status === 200, `${label}: GET /me answered ${me.status}`)
+    await checkPicture(label, base, access)
     if (oldUser) {
       const login = await fetch(`${base}/api/users/login/`, {
         method: 'POST',
@@ -60,7 +64,25 @@ async function check(label: string, env: Record<string, string>, oldUser?: { ema
   }
   const code = await service.exited
   assert(code === 0, `${label}: exited ${code} after SIGTERM: ${await new Response(service.stderr).text()}`)
-  console.log(`binary smoke (${label}): register, /me, ${oldUser ? 'imported login, ' : ''}docs UI, ready, healthcheck, SIGTERM -> exit 0`)
+  console.log(`binary smoke (${label}): register, /me, picture, ${oldUser ? 'imported login, ' : ''}docs UI, ready, healthcheck, SIGTERM -> exit 0`)
+}
+
+// The binary decodes with the libvips embedded in it: a 64 × 32 JPEG with EXIF and "turn 90° clockwise"
+// comes back as a 32 × 64 WebP without EXIF.
+async function checkPicture(label: string, base: string, access: string) {
+  const form = new FormData()
+  form.append('profile_pic', new File([await photoWithExif(64, 32, 6)], 'photo.jpg', { type: 'image/jpeg' }))
+  const upload = await fetch(`${base}/api/users/update/`, { method: 'PUT', headers: { authorization: `JWT ${access}` }, body: form })
+  const body = (await upload.json()) as { profile_pic?: string }
+  assert(upload.status === 200 && body.profile_pic !== undefined, `${label}: the picture upload answered ${upload.status}: ${JSON.stringify(body)}`)
+  const served = await fetch(body.profile_pic)
+  assert(served.status === 200, `${label}: the picture answered ${served.status}`)
+  assert(served.headers.get('content-type') === 'image/webp', `${label}: the picture is served as ${served.headers.get('content-type')}`)
+  const picture = await sharp(await served.arrayBuffer()).metadata()
+  assert(
+    picture.format === 'webp' && picture.width === 32 && picture.height === 64 && picture.exif === undefined,
+    `${label}: the stored picture is ${picture.format} ${picture.width}x${picture.height}${picture.exif ? ' with EXIF' : ''}`,
+  )
 }
 
 try {

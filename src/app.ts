@@ -16,10 +16,21 @@ import { usersRoutes } from './users/routes'
 /** The whole HTTP API over the given dependencies; opens no connection itself. */
 export function createApp(deps: Deps) {
   restoreStringFormats()
-  return new Elysia()
+  // Elysia finds the path by skipping 11 characters of the URL by default, assuming a host of at least
+  // four ("http://a.bc"): `Host: x` would shift every path and route it to 404.
+  return new Elysia({ handler: { standardHostname: false } })
     .use(requestHooks(deps))
     .use(errorsPlugin(deps.logger))
-    .use(cors({ origin: deps.config.corsOrigins.length ? deps.config.corsOrigins : false, credentials: true }))
+    .use(
+      cors({
+        origin: deps.config.corsOrigins.length ? deps.config.corsOrigins : false,
+        // Tokens travel in the Authorization header, never in a cookie: a browser need not send credentials.
+        credentials: false,
+        // What a frontend must read: when to retry, the id to quote in a report, why a token was refused.
+        exposeHeaders: ['Retry-After', 'X-Request-Id', 'WWW-Authenticate'],
+        maxAge: 600,
+      }),
+    )
     .use(apiDocs())
     .use(relayWakeup(deps.relay))
     .use(healthRoutes(deps.readiness, deps.metrics))

@@ -35,8 +35,11 @@ const OWASP_ARGON2ID = [
 const DEFAULT_ARGON2 = OWASP_ARGON2ID.at(-1)!
 const LEAST_ARGON2_MEMORY_KIB = Math.min(...OWASP_ARGON2ID.map((setting) => setting.memoryKib))
 
+// HS256 keys shorter than the hash's 32-byte output weaken it (RFC 7518 §3.2); a short one is a mistake.
+const MIN_SECRET_KEY_BYTES = 32
+
 const Env = Type.Object({
-  SECRET_KEY: text(),
+  SECRET_KEY: text(`at least ${MIN_SECRET_KEY_BYTES} bytes of secret (openssl rand -base64 48 makes one)`),
   DATABASE_URL: url('postgres|postgresql'),
   POSTGRES_HOST: text(),
   POSTGRES_PORT: integer('a port number', 1, 65535),
@@ -60,6 +63,8 @@ const Env = Type.Object({
   USER_CACHE_MAX_ENTRIES: integer('a number of users', 1),
   PUBLIC_URL: url('http|https'),
   PROFILE_PIC_MAX_BYTES: integer('a size in bytes', 1024),
+  PROFILE_PIC_MAX_PIXELS: integer('a pixel count (width × height) from 1000000 to 100000000', 1_000_000, 100_000_000),
+  PROFILE_PIC_MAX_SIDE: integer('a side in pixels from 64 to 4096', 64, 4096),
   S3_BUCKET: text(),
   S3_ENDPOINT: url('http|https'),
   S3_REGION: text(),
@@ -78,11 +83,14 @@ const Env = Type.Object({
   REFRESH_GRACE_SECONDS: integer('a number of seconds', 0, 300),
   REDIS_KEY_PREFIX: text(),
   TRUSTED_PROXY_HOPS: integer('the number of proxies in front of the service (0 trusts no X-Forwarded-For)', 0, 10),
+  LOGIN_FAILURES_PER_ACCOUNT_ADDRESS: integer('a number of attempts'),
   LOGIN_FAILURES_PER_ACCOUNT: integer('a number of attempts'),
   LOGIN_FAILURES_PER_ADDRESS: integer('a number of attempts'),
   LOGIN_FAILURE_WINDOW: duration,
   REGISTRATIONS_PER_ADDRESS: integer('a number of attempts'),
   REGISTRATION_WINDOW: duration,
+  CURRENT_PASSWORD_FAILURES_PER_USER: integer('a number of attempts'),
+  SESSION_MAX_AGE: duration,
   CORS_ALLOWED_ORIGINS: Type.Optional(Type.String()),
   MAX_BODY_BYTES: integer('a size in bytes', 1024),
   ARGON2_MEMORY_KIB: integer(`a memory cost in KiB, at least ${LEAST_ARGON2_MEMORY_KIB} (OWASP minimum)`, LEAST_ARGON2_MEMORY_KIB),
@@ -106,6 +114,10 @@ export const Config = Type.Object({
   userCache: Type.Object({ ttlMs: Type.Integer(), maxEntries: Type.Integer() }),
   publicUrl: Type.String(),
   profilePicMaxBytes: Type.Integer(),
+  /** Pictures declaring more pixels are refused before being decoded. */
+  profilePicMaxPixels: Type.Integer(),
+  /** Stored pictures are shrunk to fit a square of this side. */
+  profilePicMaxSide: Type.Integer(),
   s3: Type.Optional(
     Type.Object({
       bucket: Type.String(),
@@ -126,6 +138,8 @@ export const Config = Type.Object({
   dataDir: Type.String(),
   accessTokenSeconds: Type.Integer({ minimum: 1 }),
   refreshTokenSeconds: Type.Integer({ minimum: 1 }),
+  /** A session's absolute lifetime from its login, however often it is refreshed. */
+  sessionMaxAgeSeconds: Type.Integer({ minimum: 1 }),
   jwtAudience: Type.Optional(Type.String()),
   jwtIssuer: Type.Optional(Type.String()),
   jwtPrivateKeyPem: Type.Optional(Type.String()),
@@ -134,9 +148,11 @@ export const Config = Type.Object({
   redisKeyPrefix: Type.String(),
   trustedProxyHops: Type.Integer(),
   limits: Type.Object({
-    loginPerAccount: RateRule,
+    loginPerAccountAddress: RateRule,
     loginPerAddress: RateRule,
+    loginPerAccount: RateRule,
     registerPerAddress: RateRule,
+    currentPasswordPerUser: RateRule,
   }),
   corsOrigins: Type.Array(Type.String()),
   maxBodyBytes: Type.Integer(),
@@ -155,6 +171,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(`${name}: expected ${schema?.description ?? 'a valid value'}`)
   }
   checkIntegerRanges(raw)
+  if (raw.SECRET_KEY !== undefined && Buffer.byteLength(raw.SECRET_KEY) < MIN_SECRET_KEY_BYTES)
+    throw new ConfigError(`SECRET_KEY: expected ${Env.properties.SECRET_KEY.description}`)
   const argon2 = argon2Cost(raw)
   return {
     secretKey: raw.SECRET_KEY,
@@ -171,6 +189,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     publicUrl: (raw.PUBLIC_URL ?? `http://localhost:${raw.PORT ?? 8000}`).replace(/\/+$/, ''),
     profilePicMaxBytes: Number(raw.PROFILE_PIC_MAX_BYTES ?? 5 * 1024 * 1024),
+    profilePicMaxPixels: Number(raw.PROFILE_PIC_MAX_PIXELS ?? 50_000_000),
+    profilePicMaxSide: Number(raw.PROFILE_PIC_MAX_SIDE ?? 1024),
     s3: raw.S3_BUCKET
       ? {
           bucket: raw.S3_BUCKET,
@@ -191,6 +211,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: raw.DATA_DIR ?? './data',
     accessTokenSeconds: parseDuration(raw.ACCESS_TOKEN_LIFETIME ?? '15m'),
     refreshTokenSeconds: parseDuration(raw.REFRESH_TOKEN_LIFETIME ?? '14d'),
+    sessionMaxAgeSeconds: parseDuration(raw.SESSION_MAX_AGE ?? '30d'),
     jwtAudience: raw.JWT_AUDIENCE,
     jwtIssuer: raw.JWT_ISSUER,
     jwtPrivateKeyPem: raw.JWT_PRIVATE_KEY && checkPrivateKey(unescapeNewlines(raw.JWT_PRIVATE_KEY)),
@@ -198,10 +219,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     refreshGraceSeconds: Number(raw.REFRESH_GRACE_SECONDS ?? 10),
     redisKeyPrefix: raw.REDIS_KEY_PREFIX ?? 'users:',
     trustedProxyHops: Number(raw.TRUSTED_PROXY_HOPS ?? 0),
+    // What each limit stops, and what it cannot, is explained at login() in auth/service.ts.
     limits: {
-      loginPerAccount: rule(raw.LOGIN_FAILURES_PER_ACCOUNT ?? '10', raw.LOGIN_FAILURE_WINDOW ?? '15m'),
+      loginPerAccountAddress: rule(raw.LOGIN_FAILURES_PER_ACCOUNT_ADDRESS ?? '10', raw.LOGIN_FAILURE_WINDOW ?? '15m'),
       loginPerAddress: rule(raw.LOGIN_FAILURES_PER_ADDRESS ?? '100', raw.LOGIN_FAILURE_WINDOW ?? '15m'),
+      loginPerAccount: rule(raw.LOGIN_FAILURES_PER_ACCOUNT ?? '50', raw.LOGIN_FAILURE_WINDOW ?? '15m'),
       registerPerAddress: rule(raw.REGISTRATIONS_PER_ADDRESS ?? '20', raw.REGISTRATION_WINDOW ?? '1h'),
+      currentPasswordPerUser: rule(raw.CURRENT_PASSWORD_FAILURES_PER_USER ?? '10', raw.LOGIN_FAILURE_WINDOW ?? '15m'),
     },
     corsOrigins: splitList(raw.CORS_ALLOWED_ORIGINS),
     maxBodyBytes: Number(raw.MAX_BODY_BYTES ?? 1024 * 1024),

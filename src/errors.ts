@@ -1,5 +1,7 @@
+import { Kind } from '@sinclair/typebox'
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import { Elysia, t, ValidationError } from 'elysia'
+import { characterCount } from './formats'
 import type { Logger } from './logger'
 
 /** An error the client caused or must hear about, rendered as `{detail, code}` with its status. */
@@ -80,11 +82,13 @@ function drfMessage(issue: ValueError): string {
     case ValueErrorType.ObjectRequiredProperty:
       return 'This field is required.'
     case ValueErrorType.StringMinLength:
-      return schema.minLength === 1
-        ? 'This field may not be blank.'
-        : `Ensure this field has at least ${schema.minLength} characters.`
+      return tooShort(schema.minLength)
     case ValueErrorType.StringMaxLength:
-      return `Ensure this field has no more than ${schema.maxLength} characters.`
+      return tooLong(schema.maxLength)
+    case ValueErrorType.Kind:
+      if (schema[Kind] !== 'Text') return issue.message
+      if (typeof issue.value !== 'string') return 'Not a valid string.'
+      return characterCount(issue.value) < schema.minLength ? tooShort(schema.minLength) : tooLong(schema.maxLength)
     case ValueErrorType.StringFormat:
       return schema.format === 'email' ? 'Enter a valid email address.' : `Enter a valid ${schema.format}.`
     case ValueErrorType.String:
@@ -95,3 +99,7 @@ function drfMessage(issue: ValueError): string {
       return issue.message
   }
 }
+
+const tooShort = (minLength: number) =>
+  minLength === 1 ? 'This field may not be blank.' : `Ensure this field has at least ${minLength} characters.`
+const tooLong = (maxLength: number) => `Ensure this field has no more than ${maxLength} characters.`

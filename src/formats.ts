@@ -1,4 +1,4 @@
-import { FormatRegistry } from '@sinclair/typebox'
+import { FormatRegistry, Kind, Type, TypeRegistry } from '@sinclair/typebox'
 import { fullFormats } from 'elysia/type-system/format'
 
 const FORMATS = ['email', 'uri', 'date-time'] as const
@@ -20,3 +20,27 @@ export function restoreStringFormats() {
   }
   FormatRegistry.Set('uuid', isUuid)
 }
+
+/** The number of characters (Unicode code points) in a string, as Python and Postgres count them. */
+export const characterCount = (value: string) => {
+  let count = value.length
+  // A surrogate pair is two UTF-16 units but one character.
+  for (let i = 0; i < value.length; i++) if ((value.charCodeAt(i) & 0xfc00) === 0xd800) count--
+  return count
+}
+
+// TypeBox's minLength/maxLength count UTF-16 units ("😀😀😀😀" would pass as 8 characters). This kind
+// checks the same keywords in characters, as JSON Schema defines them, so the OpenAPI spec still says
+// `type: string, minLength, maxLength` and means what the service does.
+TypeRegistry.Set<TextOptions>(
+  'Text',
+  (schema, value) =>
+    typeof value === 'string' &&
+    (schema.minLength === undefined || characterCount(value) >= schema.minLength) &&
+    (schema.maxLength === undefined || characterCount(value) <= schema.maxLength),
+)
+
+type TextOptions = { minLength?: number; maxLength?: number; description?: string; examples?: string[] }
+
+/** A string whose length limits count characters: every string field with a length rule uses this. */
+export const text = (options: TextOptions) => Type.Unsafe<string>({ [Kind]: 'Text', type: 'string', ...options })

@@ -12,10 +12,37 @@ export function createLogger(level: string, pretty = process.stdout.isTTY === tr
       paths: ['password', 'current_password', 'refresh', 'access', 'token', 'secretKey', '*.password', '*.authorization', 'headers.authorization'],
       censor: '[redacted]',
     },
+    serializers: { err: errorWithoutValues },
     transport: pretty ? { target: 'pino-pretty', options: { colorize: true } } : undefined,
   }
   if (destination || pretty) return destination ? pino(options, destination) : pino(options)
   // Buffered and written off the request path: one write per few kilobytes instead of per request line.
   // pino flushes the buffer when the process exits.
   return pino(options, pino.destination({ dest: 1, sync: false, minLength: 4096 }))
+}
+
+// Where database errors keep the values of the failed query (password hashes, emails): Drizzle in
+// `params` and in its message, postgres.js in `parameters`/`args`, Postgres in `detail` (the failing row).
+const VALUE_KEYS = ['params', 'parameters', 'args', 'detail']
+
+/** pino's error serializer, without the values a failed query carries. */
+function errorWithoutValues(error: unknown) {
+  const serialized = pino.stdSerializers.err(error as Error) as unknown
+  if (typeof serialized !== 'object' || serialized === null) return serialized
+  // The message and stack join every cause's: each `params: …` line a Drizzle error wrote into them goes.
+  const lines = paramsLines(error)
+  const scrub = (text: unknown) =>
+    typeof text === 'string' ? lines.reduce((clean, line) => clean.replaceAll(line, '\nparams: [redacted]'), text) : text
+  const fields = serialized as Record<string, unknown>
+  for (const key of VALUE_KEYS) delete fields[key]
+  fields.message = scrub(fields.message)
+  fields.stack = scrub(fields.stack)
+  if (Array.isArray(fields.aggregateErrors)) fields.aggregateErrors = (error as AggregateError).errors.map(errorWithoutValues)
+  return fields
+}
+
+function paramsLines(error: unknown, depth = 0): string[] {
+  if (typeof error !== 'object' || error === null || depth > 8) return []
+  const { params, cause } = error as { params?: unknown; cause?: unknown }
+  return [...(Array.isArray(params) ? [`\nparams: ${params}`] : []), ...paramsLines(cause, depth + 1)]
 }

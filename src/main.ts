@@ -1,8 +1,10 @@
+// First: it sets NODE_ENV before Elysia reads it.
+import './node-env'
 import { statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { version } from '../package.json'
-import { bodyLimits, createApp } from './app'
-import { largestBody } from './body'
+import { createApp } from './app'
+import { SERVER_BODY_LIMIT } from './body'
 import { systemClock } from './clock'
 import { ConfigError, isEmbedded, loadConfig, type Config } from './config'
 import { createDeps, openDatabase, userInvalidations } from './deps'
@@ -12,6 +14,8 @@ import { createProgress, formatSummary } from './migration/import-report'
 import { loadOrCreateSecretKey } from './secret-key'
 import { connectRedis } from './sessions/redis-client'
 import { createFileStore } from './storage/files'
+import { pictureLimits } from './users/picture'
+import { loadSharp } from './users/sharp'
 import { setAdmin as setAdminFlag } from './users/service'
 
 const usage = `usage: users [serve]            start the service (default)
@@ -70,8 +74,11 @@ const SHUTDOWN_REQUESTS_MS = 15_000
 const SHUTDOWN_FLUSH_MS = 10_000
 
 async function serve(config: Config & { secretKey: string }, logger: Logger) {
+  // Loaded before listening: an image without the libraries libvips needs (libstdc++) fails here, in one
+  // line, rather than answering 500 to every upload.
+  await loadSharp().catch((error: unknown) => exit(`cannot load libvips for profile pictures: ${error instanceof Error ? error.message : String(error)}`))
   const { deps, database, close } = await createDeps(config, logger)
-  const app = createApp(deps).listen({ hostname: config.host, port: config.port, maxRequestBodySize: largestBody(bodyLimits(config)) })
+  const app = createApp(deps).listen({ hostname: config.host, port: config.port, maxRequestBodySize: SERVER_BODY_LIMIT })
   logger.info({ port: config.port, database: database.driver, broker: config.amqpUrl !== undefined }, 'users service listening')
   // Stop accepting, let in-flight requests finish (cut off at the deadline), publish what the outbox
   // holds, then close the connections it needed.
@@ -127,7 +134,7 @@ async function importDjango(config: Config, logger: Logger, args: string[]) {
   const database = await openDatabase(config)
   const progress = createProgress(process.stderr, logger)
   try {
-    const deps = { db: database.db, files: createFileStore(config), clock: systemClock, logger }
+    const deps = { db: database.db, files: createFileStore(config), clock: systemClock, logger, pictureLimits: pictureLimits(config) }
     const summary = await importDjangoUsers(deps, { ...options, onProgress: progress.update })
     progress.finish()
     process.stdout.write(formatSummary(summary))

@@ -8,6 +8,7 @@ describe('loadConfig', () => {
     expect(config.dataDir).toBe('./data')
     expect(config.accessTokenSeconds).toBe(900)
     expect(config.refreshTokenSeconds).toBe(14 * 86400)
+    expect(config.sessionMaxAgeSeconds).toBe(30 * 86400)
     expect(config.argon2).toEqual({ memoryCost: 7168, timeCost: 5 })
     expect(isEmbedded(config)).toBe(true)
   })
@@ -58,6 +59,21 @@ describe('loadConfig', () => {
   test('reads durations in seconds or with a unit', () => {
     expect(loadConfig({ ACCESS_TOKEN_LIFETIME: '300' }).accessTokenSeconds).toBe(300)
     expect(loadConfig({ ACCESS_TOKEN_LIFETIME: '5m', REFRESH_TOKEN_LIFETIME: '2d' }).refreshTokenSeconds).toBe(172800)
+    expect(loadConfig({ SESSION_MAX_AGE: '7d' }).sessionMaxAgeSeconds).toBe(7 * 86400)
+  })
+
+  test('reads the login limits: strict per account and address, per address, account-wide, current password', () => {
+    const { limits } = loadConfig({})
+    expect(limits.loginPerAccountAddress).toEqual({ limit: 10, windowSeconds: 900 })
+    expect(limits.loginPerAddress).toEqual({ limit: 100, windowSeconds: 900 })
+    expect(limits.loginPerAccount).toEqual({ limit: 50, windowSeconds: 900 })
+    expect(limits.currentPasswordPerUser).toEqual({ limit: 10, windowSeconds: 900 })
+    const set = loadConfig({ LOGIN_FAILURES_PER_ACCOUNT_ADDRESS: '5', LOGIN_FAILURES_PER_ACCOUNT: '20', CURRENT_PASSWORD_FAILURES_PER_USER: '3', LOGIN_FAILURE_WINDOW: '1h' }).limits
+    expect([set.loginPerAccountAddress, set.loginPerAccount, set.currentPasswordPerUser]).toEqual([
+      { limit: 5, windowSeconds: 3600 },
+      { limit: 20, windowSeconds: 3600 },
+      { limit: 3, windowSeconds: 3600 },
+    ])
   })
 
   test.each([
@@ -72,6 +88,8 @@ describe('loadConfig', () => {
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ QUEUE_DURABLE: 'maybe' }, 'QUEUE_DURABLE'],
     [{ OUTBOX_MAX_ATTEMPTS: '0' }, 'OUTBOX_MAX_ATTEMPTS'],
+    [{ SECRET_KEY: 'x' }, 'SECRET_KEY'],
+    [{ SECRET_KEY: 'k'.repeat(31) }, 'SECRET_KEY'],
   ])('a bad setting %p stops start-up with a line naming %s', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError)
     expect(() => loadConfig(env)).toThrow(new RegExp(`^${name}: expected `))
@@ -87,6 +105,12 @@ describe('loadConfig', () => {
     expect(loadConfig({ ARGON2_MEMORY_KIB: '65536' }).argon2).toEqual({ memoryCost: 65536, timeCost: 1 })
     expect(loadConfig({ ARGON2_TIME_COST: '2' }).argon2).toEqual({ memoryCost: 19456, timeCost: 2 })
     expect(loadConfig({ ARGON2_TIME_COST: '8' }).argon2).toEqual({ memoryCost: 7168, timeCost: 8 })
+  })
+
+  test('takes a SECRET_KEY of 32 bytes or more, counted in UTF-8 bytes', () => {
+    expect(loadConfig({ SECRET_KEY: 'k'.repeat(32) }).secretKey).toBe('k'.repeat(32))
+    expect(loadConfig({ SECRET_KEY: 'é'.repeat(16) }).secretKey).toBe('é'.repeat(16))
+    expect(() => loadConfig({ SECRET_KEY: 'é'.repeat(15) })).toThrow('SECRET_KEY: expected at least 32 bytes of secret (openssl rand -base64 48 makes one)')
   })
 
   test('treats an empty variable as unset', () => {

@@ -110,6 +110,15 @@ describe('Dockerfile', () => {
     for (const entry of ['node_modules', 'dist', 'data', '.env', '.git']) expect(ignored).toContain(entry)
   })
 
+  test('ships the C++ runtime libvips needs, and installs with the sharp patch that embeds it', () => {
+    expect(finalStage[0]).toMatch(/^FROM gcr\.io\/distroless\/cc-debian12:nonroot$/)
+    const install = instructions.findIndex((line) => line.startsWith('RUN bun install'))
+    const patches = instructions.findIndex((line) => line === 'COPY patches ./patches')
+    expect(patches).toBeGreaterThan(-1)
+    expect(patches).toBeLessThan(install)
+    expect(Object.values(JSON.parse(read('package.json')).patchedDependencies)).toEqual(['patches/sharp@0.35.5.patch'])
+  })
+
   test('builds with the same script CI uses to build the binary', () => {
     expect(dockerfile).toContain('RUN bun run build')
     expect(JSON.parse(read('package.json')).scripts.build).toContain('--outfile dist/users')

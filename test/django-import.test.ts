@@ -4,16 +4,18 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { count, eq, inArray, sql } from 'drizzle-orm'
 import postgres from 'postgres'
+import sharp from 'sharp'
 import { queryRows } from '../src/db'
 import { outboxEvents } from '../src/events/table'
 import { createLogger } from '../src/logger'
 import { importDjangoUsers, type ImportOptions, type ImportSummary } from '../src/migration/django-import'
 import { importPicture } from '../src/migration/django-pictures'
 import { createProgress } from '../src/migration/import-report'
+import { pictureLimits } from '../src/users/picture'
 import { users } from '../src/users/table'
 import { createTestApp, createTestDatabase, type TestApp } from './support/app'
 import { createOldDatabase, oldRow } from './support/django'
-import { png } from './support/images'
+import { jpegThenScript, png, pngBomb } from './support/images'
 import { spawnMain } from './support/process'
 
 type Fixtures = { cases: { hasher: string; password: string; encoded: string }[] }
@@ -35,6 +37,9 @@ const staff = oldRow({ email: 'staff@example.com', full_name: 'Staff', is_staff:
 const dave = oldRow({ email: 'dave@example.com', profile_pic: 'profile_pics/missing.png' })
 const eve = oldRow({ email: 'eve@example.com', profile_pic: '../../etc/passwd' })
 const gina = oldRow({ email: 'gina@example.com', profile_pic: 'profile_pics/notes.txt' })
+// Files the old service stored without looking: a decompression bomb, and a JPEG header before a script.
+const hank = oldRow({ email: 'hank@example.com', profile_pic: 'profile_pics/bomb.png' })
+const iris = oldRow({ email: 'iris@example.com', profile_pic: 'profile_pics/script.jpg' })
 const frank = oldRow({ email: 'frank@example.com', full_name: '' })
 const invalid = oldRow({ email: 'not-an-email' })
 // Someone registered on this service with this address before the import.
@@ -43,7 +48,7 @@ const fixtureUsers = fixtures.cases.map((fixture, i) => ({
   fixture,
   row: oldRow({ email: `fixture-${i}@example.com`, full_name: `Fixture ${fixture.hasher}`, password: fixture.encoded }),
 }))
-const oldRows = [ann, bob, bobTwin, carol, root, staff, dave, eve, gina, frank, invalid, taken, ...fixtureUsers.map((u) => u.row)]
+const oldRows = [ann, bob, bobTwin, carol, root, staff, dave, eve, gina, hank, iris, frank, invalid, taken, ...fixtureUsers.map((u) => u.row)]
 // Everyone but the collision's loser and the invalid email; `taken` too where nobody took the address yet.
 const importable = oldRows.length - 2
 
@@ -56,6 +61,8 @@ beforeAll(async () => {
   mkdirSync(join(mediaDir, 'profile_pics'))
   writeFileSync(join(mediaDir, 'profile_pics/ann.png'), png(0, 128, 255))
   writeFileSync(join(mediaDir, 'profile_pics/notes.txt'), 'not a picture')
+  writeFileSync(join(mediaDir, 'profile_pics/bomb.png'), pngBomb())
+  writeFileSync(join(mediaDir, 'profile_pics/script.jpg'), jpegThenScript())
 })
 
 afterAll(async () => {
@@ -65,7 +72,10 @@ afterAll(async () => {
 
 const silent = createLogger('silent', false)
 const runImport = (app: TestApp, options: Partial<ImportOptions> = {}) =>
-  importDjangoUsers({ db: app.deps.db, files: app.deps.files, clock: app.clock, logger: silent }, { from: oldDb.url, mediaDir, ...options })
+  importDjangoUsers(
+    { db: app.deps.db, files: app.deps.files, clock: app.clock, logger: silent, pictureLimits: pictureLimits(app.deps.config) },
+    { from: oldDb.url, mediaDir, ...options },
+  )
 
 const userRow = async (app: TestApp, id: string) => (await app.deps.db.select().from(users).where(eq(users.id, id)))[0]
 const skippedIds = (summary: ImportSummary, reason: string) => summary.skipped.filter((s) => s.reason === reason).map((s) => s.id)
@@ -140,10 +150,12 @@ describe('importing into a service that already has a user', () => {
     expect(refreshed.body.code).toBe('user_inactive')
   })
 
-  test('copies pictures from --media into storage, and reports the ones it cannot copy', async () => {
+  test('copies pictures from --media into storage, re-encoded as uploads are, and reports the ones it cannot copy', async () => {
     const key = (await userRow(t, ann.id))?.profilePic
-    expect(key).toStartWith(`profile-pics/${ann.id}/`)
-    expect(await Bun.file(join(t.mediaDir, key!)).bytes()).toEqual(png(0, 128, 255))
+    expect(key).toMatch(new RegExp(`^profile-pics/${ann.id}/[0-9a-f]{32}\\.webp$`))
+    const stored = sharp(await Bun.file(join(t.mediaDir, key!)).bytes())
+    expect(await stored.metadata()).toMatchObject({ format: 'webp', width: 1, height: 1 })
+    expect([...(await stored.raw().toBuffer())].map((value) => Math.round(value / 16))).toEqual([0, 8, 16])
     const profile = await t.call('GET', `/api/users/${ann.id}/`, { token: (await t.registerUser()).access })
     expect(profile.body.profile_pic).toBe(`http://users.test/api/users/media/${key}`)
 
@@ -151,9 +163,12 @@ describe('importing into a service that already has a user', () => {
     expect(first.pictures.problems.sort((a, b) => a.problem.localeCompare(b.problem))).toEqual([
       { id: dave.id, path: dave.profile_pic!, problem: 'missing_file' },
       { id: gina.id, path: gina.profile_pic!, problem: 'not_an_image' },
+      { id: hank.id, path: hank.profile_pic!, problem: 'too_large' },
+      { id: iris.id, path: iris.profile_pic!, problem: 'undecodable' },
       { id: eve.id, path: eve.profile_pic!, problem: 'unsafe_path' },
     ])
-    for (const user of [dave, eve, gina]) expect((await userRow(t, user.id))?.profilePic).toBeNull()
+    // Their users are imported all the same, without a picture.
+    for (const user of [dave, eve, gina, hank, iris]) expect((await userRow(t, user.id))?.profilePic).toBeNull()
   })
 
   test('emits no events by default', async () => {
@@ -229,18 +244,19 @@ describe('a dry run, then the import with events', () => {
 })
 
 describe('pictures without --media', () => {
+  const limits = { maxPixels: 50_000_000, maxSide: 1024 }
   test('link to the old MEDIA_URL when it is given, as Django quoted the path', async () => {
-    const picture = await importPicture({ mediaUrl: 'https://old.example.com/media' }, ann.id, 'profile_pics/Ann Smith (1).jpg')
+    const picture = await importPicture({ mediaUrl: 'https://old.example.com/media' }, limits, ann.id, 'profile_pics/Ann Smith (1).jpg')
     expect(picture).toEqual({ value: 'https://old.example.com/media/profile_pics/Ann%20Smith%20(1).jpg' })
   })
 
   test('are not kept without it, which is reported', async () => {
-    expect(await importPicture({}, ann.id, 'profile_pics/ann.png')).toEqual({ value: null, problem: 'not_kept' })
-    expect(await importPicture({}, ann.id, '')).toEqual({ value: null })
+    expect(await importPicture({}, limits, ann.id, 'profile_pics/ann.png')).toEqual({ value: null, problem: 'not_kept' })
+    expect(await importPicture({}, limits, ann.id, '')).toEqual({ value: null })
   })
 
   test('fall back to the old MEDIA_URL when the file cannot be copied', async () => {
-    const picture = await importPicture({ mediaDir, mediaUrl: 'https://old.example.com/media/' }, dave.id, dave.profile_pic)
+    const picture = await importPicture({ mediaDir, mediaUrl: 'https://old.example.com/media/' }, limits, dave.id, dave.profile_pic)
     expect(picture).toEqual({ value: 'https://old.example.com/media/profile_pics/missing.png', problem: 'missing_file' })
   })
 })

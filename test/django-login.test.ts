@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { eq } from 'drizzle-orm'
+import { createPasswords } from '../src/auth/passwords'
+import { loadConfig } from '../src/config'
 import { users } from '../src/users/table'
 import { createTestApp, type TestApp } from './support/app'
 
@@ -83,5 +85,34 @@ describe('our own hashes', () => {
     const before = await storedHash(registered.id)
     expect((await login(registered.email, registered.password)).status).toBe(200)
     expect(await storedHash(registered.id)).toBe(before)
+  })
+})
+
+describe('login timing', () => {
+  // The service's real argon2id cost, not the tests' cheap one: the dummy must take measurable time.
+  const passwords = createPasswords(loadConfig({}).argon2, 1)
+  const median = (times: number[]) => times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!
+  const timed = async (run: () => Promise<unknown>) => {
+    const start = performance.now()
+    await run()
+    return performance.now() - start
+  }
+
+  test('unusable, unknown and malformed hashes cost about what an unknown email costs (the dummy argon2id)', async () => {
+    const paths = {
+      dummy: () => passwords.verifyDummy('a-guess'),
+      unusable: () => passwords.verify('a-guess', fixtures.unusable[0]!.encoded),
+      unknown: () => passwords.verify('a-guess', 'md5$salt$0123456789abcdef0123456789abcdef'),
+      malformed: () => passwords.verify('a-guess', '$argon2id$v=19$m=7168,t=5,p=1$not-a-hash'),
+    }
+    const times = Object.fromEntries(Object.keys(paths).map((name) => [name, [] as number[]]))
+    await paths.dummy()
+    // Interleaved, so that load from elsewhere on the machine falls on every path alike.
+    for (let round = 0; round < 7; round++) for (const [name, run] of Object.entries(paths)) times[name]!.push(await timed(run))
+    const dummy = median(times.dummy!)
+    // Half the dummy's time is a generous floor: before, these answered in well under a millisecond.
+    const tooFast = ['unusable', 'unknown', 'malformed'].filter((name) => median(times[name]!) < dummy / 2)
+    expect({ tooFast, times }).toEqual({ tooFast: [], times })
+    expect(await paths.unusable()).toBe(false)
   })
 })

@@ -3,6 +3,7 @@ import { and, eq, isNull } from 'drizzle-orm'
 import { buildDeps } from '../src/deps'
 import { outboxEvents } from '../src/events/table'
 import { importDjangoUsers } from '../src/migration/django-import'
+import { pictureLimits } from '../src/users/picture'
 import { capturingLogger, createTestApp, testConfig } from './support/app'
 import { createOldDatabase, oldRow } from './support/django'
 import { png } from './support/images'
@@ -104,9 +105,9 @@ test('the Django import writes into the embedded database, and the imported user
   const row = oldRow({ email: 'Old.Embedded@Example.com', full_name: 'Old Embedded', password: encoded })
   const old = await createOldDatabase([row])
   try {
-    const summary = await importDjangoUsers({ db: t.deps.db, files: t.deps.files, clock: t.clock, logger }, { from: old.url })
+    const summary = await importDjangoUsers({ db: t.deps.db, files: t.deps.files, clock: t.clock, logger, pictureLimits: pictureLimits(t.deps.config) }, { from: old.url })
     expect(summary).toMatchObject({ imported: 1, skipped: [] })
-    const again = await importDjangoUsers({ db: t.deps.db, files: t.deps.files, clock: t.clock, logger }, { from: old.url })
+    const again = await importDjangoUsers({ db: t.deps.db, files: t.deps.files, clock: t.clock, logger, pictureLimits: pictureLimits(t.deps.config) }, { from: old.url })
     expect(again).toMatchObject({ imported: 0, updated: 0, unchanged: 1 })
     const login = await t.call('POST', '/api/users/login/', { body: { email: 'old.embedded@example.com', password } })
     expect(login.status).toBe(200)

@@ -51,17 +51,18 @@ describe.each(harnesses)('%s rate limiter', (_name, make) => {
 
   const allowed = { allowed: true, retryAfterSeconds: 0 }
 
+  const refused = (retryAfterSeconds: number) => ({ allowed: false, retryAfterSeconds })
+
   test('allows up to the limit, then refuses with a shrinking Retry-After until the window passes', async () => {
     for (let i = 0; i < rule.limit; i++) expect(await h.limiter.hit(key, rule)).toEqual(allowed)
-    expect(await h.limiter.hit(key, rule)).toEqual({ allowed: false, retryAfterSeconds: 10 })
-    expect(await h.limiter.check(key, rule)).toEqual({ allowed: false, retryAfterSeconds: 10 })
+    expect(await h.limiter.hit(key, rule)).toEqual(refused(10))
     h.clock.advance(4_000)
-    expect(await h.limiter.check(key, rule)).toEqual({ allowed: false, retryAfterSeconds: 6 })
+    expect(await h.limiter.hit(key, rule)).toEqual(refused(6))
     h.clock.advance(5_500)
-    expect(await h.limiter.check(key, rule)).toEqual({ allowed: false, retryAfterSeconds: 1 })
+    expect(await h.limiter.hit(key, rule)).toEqual(refused(1))
     h.clock.advance(500)
-    expect(await h.limiter.check(key, rule)).toEqual(allowed)
     for (let i = 0; i < rule.limit; i++) expect(await h.limiter.hit(key, rule)).toEqual(allowed)
+    expect(await h.limiter.hit(key, rule)).toEqual(refused(10))
   })
 
   test('the window slides: each attempt frees its slot exactly one window later', async () => {
@@ -69,19 +70,18 @@ describe.each(harnesses)('%s rate limiter', (_name, make) => {
       expect(await h.limiter.hit(key, rule)).toEqual(allowed)
       h.clock.advance(2_000)
     }
-    expect(await h.limiter.check(key, rule)).toEqual({ allowed: false, retryAfterSeconds: 4 })
+    expect(await h.limiter.hit(key, rule)).toEqual(refused(4))
     h.clock.advance(4_000)
     expect(await h.limiter.hit(key, rule)).toEqual(allowed)
-    expect(await h.limiter.hit(key, rule)).toEqual({ allowed: false, retryAfterSeconds: 2 })
+    expect(await h.limiter.hit(key, rule)).toEqual(refused(2))
   })
 
-  test('check records nothing and refused hits do not extend the lockout', async () => {
-    for (let i = 0; i < 10; i++) expect(await h.limiter.check(key, rule)).toEqual(allowed)
+  test('refused hits do not extend the lockout', async () => {
     for (let i = 0; i < rule.limit; i++) await h.limiter.hit(key, rule)
     h.clock.advance(5_000)
     for (let i = 0; i < 5; i++) expect((await h.limiter.hit(key, rule)).allowed).toBe(false)
     h.clock.advance(5_000)
-    expect(await h.limiter.check(key, rule)).toEqual(allowed)
+    expect(await h.limiter.hit(key, rule)).toEqual(allowed)
   })
 
   test('concurrent hits never exceed the limit', async () => {
@@ -89,17 +89,67 @@ describe.each(harnesses)('%s rate limiter', (_name, make) => {
     expect(results.filter((r) => r.allowed)).toHaveLength(rule.limit)
   })
 
+  test('a parallel burst over several limits counts exactly as many attempts as a sequence would', async () => {
+    const pair = { key, rule }
+    const address = { key: `login:ip:${randomUUID()}`, rule: { limit: 5, windowSeconds: 10 } }
+    const results = await Promise.all(Array.from({ length: 50 }, () => h.limiter.hitAll([pair, address])))
+    expect(results.filter((r) => r.allowed)).toHaveLength(rule.limit)
+    expect(results.filter((r) => !r.allowed).every((r) => r.refusedBy === 0 && r.retryAfterSeconds === 10)).toBe(true)
+    // Only the three counted attempts reached the address limit: two slots are left there.
+    const other = { key: `login:pair:${randomUUID()}`, rule }
+    expect((await h.limiter.hitAll([other, address])).allowed).toBe(true)
+    expect((await h.limiter.hitAll([other, address])).allowed).toBe(true)
+    expect(await h.limiter.hitAll([other, address])).toMatchObject({ allowed: false, refusedBy: 1 })
+  })
+
+  test('an attempt refused by one limit counts under none, and Retry-After waits for every full limit', async () => {
+    const short = { key: `a:${randomUUID()}`, rule: { limit: 1, windowSeconds: 2 } }
+    const long = { key: `b:${randomUUID()}`, rule: { limit: 1, windowSeconds: 10 } }
+    expect((await h.limiter.hitAll([short])).allowed).toBe(true)
+    expect(await h.limiter.hitAll([short, long])).toMatchObject({ allowed: false, refusedBy: 0, retryAfterSeconds: 2 })
+    expect((await h.limiter.hitAll([long])).allowed).toBe(true)
+    expect(await h.limiter.hitAll([short, long])).toMatchObject({ allowed: false, refusedBy: 1, retryAfterSeconds: 10 })
+  })
+
+  test('a limit enforced after another refuses only callers that already count under that one', async () => {
+    const accountWide = { key: `login:account:${randomUUID()}`, rule, enforcedAfter: 0 }
+    const fromA = { key: `pair:a:${randomUUID()}`, rule: { limit: 10, windowSeconds: 10 } }
+    const fromB = { key: `pair:b:${randomUUID()}`, rule: { limit: 10, windowSeconds: 10 } }
+    for (let i = 0; i < rule.limit; i++) expect((await h.limiter.hitAll([fromA, accountWide])).allowed).toBe(true)
+    // A has failed for the account, which is full: A is stopped.
+    expect(await h.limiter.hitAll([fromA, accountWide])).toMatchObject({ allowed: false, refusedBy: 1, retryAfterSeconds: 10 })
+    // B has not: its first attempt goes through (and counts under B), the next one is stopped.
+    expect((await h.limiter.hitAll([fromB, accountWide])).allowed).toBe(true)
+    expect(await h.limiter.hitAll([fromB, accountWide])).toMatchObject({ allowed: false, refusedBy: 1 })
+    // A parallel burst from a fresh address gets exactly one attempt.
+    const fromC = { key: `pair:c:${randomUUID()}`, rule: { limit: 10, windowSeconds: 10 } }
+    const burst = await Promise.all(Array.from({ length: 20 }, () => h.limiter.hitAll([fromC, accountWide])))
+    expect(burst.filter((r) => r.allowed)).toHaveLength(1)
+  })
+
+  test('forgive takes back exactly one attempt, from the keys named', async () => {
+    const other = { key: `login:ip:${randomUUID()}`, rule }
+    const attempts = []
+    for (let i = 0; i < rule.limit; i++) attempts.push(await h.limiter.hitAll([{ key, rule }, other]))
+    expect((await h.limiter.hit(key, rule)).allowed).toBe(false)
+    await h.limiter.forgive(attempts[1]!.id, [key])
+    expect(await h.limiter.hit(key, rule)).toEqual(allowed)
+    expect((await h.limiter.hit(key, rule)).allowed).toBe(false)
+    expect((await h.limiter.hit(other.key, rule)).allowed).toBe(false)
+  })
+
   test('reset frees the key and keys are independent', async () => {
     const other = `login:ip:${randomUUID()}`
     for (let i = 0; i < rule.limit; i++) await h.limiter.hit(key, rule)
-    expect((await h.limiter.check(key, rule)).allowed).toBe(false)
-    expect(await h.limiter.check(other, rule)).toEqual(allowed)
+    expect((await h.limiter.hit(key, rule)).allowed).toBe(false)
+    expect(await h.limiter.hit(other, rule)).toEqual(allowed)
     await h.limiter.reset(key)
-    expect(await h.limiter.check(key, rule)).toEqual(allowed)
+    expect(await h.limiter.hit(key, rule)).toEqual(allowed)
   })
 
-  test('rejects rules that could never allow', async () => {
-    await expect(h.limiter.check(key, { limit: 0, windowSeconds: 10 })).rejects.toThrow(RangeError)
+  test('rejects rules that could never allow, and an enforcedAfter that names no other limit', async () => {
+    await expect(h.limiter.hit(key, { limit: 0, windowSeconds: 10 })).rejects.toThrow(RangeError)
+    await expect(h.limiter.hitAll([{ key, rule, enforcedAfter: 0 }])).rejects.toThrow(RangeError)
   })
 })
 

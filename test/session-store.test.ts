@@ -13,6 +13,7 @@ const prefix = `test:sessions:${randomUUID()}:`
 const quiet = { info() {}, warn() {} }
 const GRACE_SECONDS = 10
 const TTL_SECONDS = 3600
+const MAX_AGE_SECONDS = 30 * 86400
 
 let client: RedisClient
 
@@ -77,13 +78,14 @@ describe.each(harnesses)('%s session store', (_name, make) => {
     return sid
   }
 
-  function rotate(sid: string, presentedJti: string, n: number | string) {
+  function rotate(sid: string, presentedJti: string, n: number | string, maxAgeSeconds = MAX_AGE_SECONDS) {
     return h.store.rotate({
       sid,
       presentedJti,
       next: { refreshJti: `j${n}`, pair: pairOf(n) },
       graceSeconds: GRACE_SECONDS,
       ttlSeconds: TTL_SECONDS,
+      maxAgeSeconds,
       now: h.clock.now(),
     })
   }
@@ -189,6 +191,29 @@ describe.each(harnesses)('%s session store', (_name, make) => {
     expect(info?.userAgent).toHaveLength(512)
   })
 
+  test('a session that keeps rotating still ends at its absolute lifetime', async () => {
+    const userId = randomUUID()
+    const sid = await start(userId)
+    const maxAge = 100
+    for (let n = 1; n <= 4; n++) {
+      h.clock.advance(20_000)
+      expect(await rotate(sid, `j${n - 1}`, n, maxAge)).toEqual({ kind: 'rotated' })
+    }
+    h.clock.advance(20_000)
+    expect(await rotate(sid, 'j4', 5, maxAge)).toEqual({ kind: 'ended' })
+    expect(await h.store.isActive(sid)).toBe(false)
+    expect(await h.store.list(userId)).toEqual([])
+  })
+
+  test('rotation never keeps a session alive past its absolute end', async () => {
+    const sid = await start(randomUUID())
+    h.clock.advance(1_000)
+    // Three seconds of life left, though a rotation would otherwise grant an hour.
+    expect(await rotate(sid, 'j0', 1, 4)).toEqual({ kind: 'rotated' })
+    await h.elapse(3_100)
+    expect(await h.store.isActive(sid)).toBe(false)
+  })
+
   test('expired sessions are inactive and vanish from list', async () => {
     const userId = randomUUID()
     const shortLived = await start(userId, 1)
@@ -214,6 +239,7 @@ describe('redis session keys', () => {
       next: { refreshJti: 'j1', pair: pairOf(1) },
       graceSeconds: 5,
       ttlSeconds: 900,
+      maxAgeSeconds: MAX_AGE_SECONDS,
       now,
     })
     const session = await client.ttl(`${prefix}session:${sid}`)
@@ -233,7 +259,7 @@ describe('redis session keys', () => {
     await store().create({ sid, userId, refreshJti: 'j0', ttlSeconds: 600, ip: null, userAgent: null, now })
     await client.del(`${prefix}user-sessions:${userId}`)
     const next = { refreshJti: 'j1', pair: pairOf(1) }
-    await store().rotate({ sid, presentedJti: 'j0', next, graceSeconds: 5, ttlSeconds: 600, now })
+    await store().rotate({ sid, presentedJti: 'j0', next, graceSeconds: 5, ttlSeconds: 600, maxAgeSeconds: MAX_AGE_SECONDS, now })
     expect(await store().endAllForUser(userId)).toBe(1)
     expect(await store().isActive(sid)).toBe(false)
   })

@@ -44,6 +44,31 @@ for (const store of ['redis', 'memory'] as const) {
       expect((await refresh(newest.refresh)).status).toBe(401)
     })
 
+    test('a session refreshed all along ends 30 days after its login, and no token outlives that', async () => {
+      const user = await t.registerUser()
+      const loginAt = Math.floor(t.clock.now() / 1000)
+      const end = loginAt + 30 * 86400
+      let token = user.refresh
+      for (let day = 13; day <= 26; day += 13) {
+        t.clock.advance(13 * 86400 * 1000)
+        const rotated = await refresh(token)
+        expect(rotated.status).toBe(200)
+        token = rotated.body.refresh
+        expect(decodeJwt(token).exp).toBeLessThanOrEqual(end)
+        expect(decodeJwt(rotated.body.access).exp).toBeLessThanOrEqual(end)
+      }
+      expect(decodeJwt(token).exp).toBe(end)
+      t.clock.advance((end - Math.floor(t.clock.now() / 1000)) * 1000 - 60_000)
+      const lastMinute = await refresh(token)
+      expect(lastMinute.status).toBe(200)
+      t.clock.advance(61_000)
+      const after = await refresh(lastMinute.body.refresh)
+      expect(after.status).toBe(401)
+      expect(after.body.code).toBe('token_not_valid')
+      // The store ends it too (session-store.test.ts); logging in again starts a new 30 days.
+      expect((await t.call('POST', '/api/users/login/', { body: { email: user.email, password: user.password } })).status).toBe(200)
+    })
+
     test('concurrent refreshes with one token continue a single family', async () => {
       const user = await t.registerUser()
       const responses = await Promise.all(Array.from({ length: 10 }, () => refresh(user.refresh)))
@@ -142,20 +167,70 @@ for (const store of ['redis', 'memory'] as const) {
       const login = (email: string, password: string, ip = '198.51.100.1') =>
         t.call('POST', '/api/users/login/', { body: { email, password }, headers: { 'x-forwarded-for': ip } })
 
-      test('failed logins are limited per account with Retry-After, and a limited attempt hashes nothing', async () => {
-        const user = await t.registerUser()
-        for (let i = 0; i < 10; i++) expect((await login(user.email, 'wrong-password', `192.0.2.${i}`)).status).toBe(400)
+      /** Counts password verifications (real or dummy) while `run` is in flight. */
+      async function countingHashes<T>(run: () => Promise<T>) {
         const { passwords } = t.deps
         let hashed = 0
         t.deps.passwords = { ...passwords, verify: (...args) => (hashed++, passwords.verify(...args)), verifyDummy: (p) => (hashed++, passwords.verifyDummy(p)) }
-        const limited = await login(user.email, user.password, '192.0.2.99')
-        t.deps.passwords = passwords
+        try {
+          return { result: await run(), hashed }
+        } finally {
+          t.deps.passwords = passwords
+        }
+      }
+      const afterWindow = () => t.clock.advance(15 * 60 * 1000 + 1000)
+
+      test('failed logins are limited per account and address with Retry-After, and a limited attempt hashes nothing', async () => {
+        const user = await t.registerUser()
+        for (let i = 0; i < 10; i++) expect((await login(user.email, 'wrong-password', '192.0.2.1')).status).toBe(400)
+        const { result: limited, hashed } = await countingHashes(() => login(user.email, user.password, '192.0.2.1'))
         expect(limited.status).toBe(429)
         expect(limited.body.code).toBe('throttled')
         expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0)
         expect(hashed).toBe(0)
-        t.clock.advance(15 * 60 * 1000 + 1000)
-        expect((await login(user.email, user.password)).status).toBe(200)
+        afterWindow()
+        expect((await login(user.email, user.password, '192.0.2.1')).status).toBe(200)
+      })
+
+      test("a stranger's wrong passwords stop the stranger's address, never the owner's", async () => {
+        const owner = await t.registerUser()
+        for (let i = 0; i < 12; i++) expect([400, 429]).toContain((await login(owner.email, 'wrong-password', '203.0.113.66')).status)
+        expect((await login(owner.email, 'wrong-password', '203.0.113.66')).status).toBe(429)
+        expect((await login(owner.email, owner.password, '203.0.113.66')).status).toBe(429)
+        expect((await login(owner.email, owner.password, '198.51.100.5')).status).toBe(200)
+        // And again, while the stranger keeps at it: ten more every window never lock the owner out.
+        afterWindow()
+        for (let i = 0; i < 10; i++) expect((await login(owner.email, 'wrong-password', '203.0.113.66')).status).toBe(400)
+        expect((await login(owner.email, owner.password, '198.51.100.5')).status).toBe(200)
+      })
+
+      test('a parallel burst of wrong passwords gets exactly the limit of hashes, and a right password inside it gets no further', async () => {
+        const user = await t.registerUser()
+        const ip = '203.0.113.40'
+        const { result, hashed } = await countingHashes(() =>
+          Promise.all(Array.from({ length: 50 }, (_, i) => login(user.email, i === 39 ? user.password : 'wrong-password', ip))),
+        )
+        const statuses = result.map((r) => r.status)
+        expect(statuses.filter((s) => s === 429)).toHaveLength(40)
+        expect(statuses.filter((s) => s === 200).length + statuses.filter((s) => s === 400).length).toBe(10)
+        expect(hashed).toBe(10)
+        // Whichever ten were counted, the eleventh attempt from this address is refused.
+        expect((await login(user.email, user.password, ip)).status).toBe(statuses[39] === 200 ? 200 : 429)
+      })
+
+      test('guesses spread over many addresses: past the account-wide limit, failing addresses stop, a clean one gets in', async () => {
+        const owner = await t.registerUser()
+        // 5 addresses x 10 wrong passwords = the account-wide limit of 50.
+        for (let a = 0; a < 5; a++)
+          for (let i = 0; i < 10; i++) expect((await login(owner.email, 'wrong-password', `192.0.2.${100 + a}`)).status).toBe(400)
+        // An address with one failure for the account, well under its own limit of 10, is now stopped.
+        expect((await login(owner.email, 'wrong-password', '192.0.2.200')).status).toBe(400)
+        expect((await login(owner.email, owner.password, '192.0.2.200')).status).toBe(429)
+        // A fresh address gets one guess in parallel however many it sends.
+        const burst = await Promise.all(Array.from({ length: 10 }, () => login(owner.email, 'wrong-password', '192.0.2.201')))
+        expect(burst.filter((r) => r.status === 400)).toHaveLength(1)
+        // The owner, from an address that has not been failing, still gets in.
+        expect((await login(owner.email, owner.password, '198.51.100.9')).status).toBe(200)
       })
 
       test('a mistyped password twice bothers no one, and success clears the count', async () => {
@@ -166,13 +241,32 @@ for (const store of ['redis', 'memory'] as const) {
         }
       })
 
-      test('failed logins are limited per address across accounts', async () => {
+      test('failed logins are limited per address across accounts, a parallel burst counted exactly', async () => {
         const ip = '198.51.100.77'
-        for (let i = 0; i < 100; i++) expect((await login(`nobody${i}@example.com`, 'wrong-password', ip)).status).toBe(400)
+        const burst = await Promise.all(Array.from({ length: 130 }, (_, i) => login(`nobody${i}@example.com`, 'wrong-password', ip)))
+        expect(burst.filter((r) => r.status === 400)).toHaveLength(100)
+        expect(burst.filter((r) => r.status === 429)).toHaveLength(30)
         const limited = await login('someone-else@example.com', 'wrong-password', ip)
         expect(limited.status).toBe(429)
         expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0)
         expect((await login('someone-else@example.com', 'wrong-password', '198.51.100.78')).status).toBe(400)
+      })
+
+      test('wrong current passwords on update are limited per user, counted before the hash', async () => {
+        const user = await t.registerUser()
+        const update = (current: string, token = user.access) =>
+          t.call('PATCH', '/api/users/update/', { token, body: { password: 'another-long-passphrase', current_password: current } })
+        const { result: burst, hashed } = await countingHashes(() => Promise.all(Array.from({ length: 30 }, () => update('a-wrong-guess'))))
+        expect(burst.filter((r) => r.status === 400)).toHaveLength(10)
+        expect(burst.filter((r) => r.status === 429)).toHaveLength(20)
+        expect(hashed).toBe(10)
+        const limited = await update(user.password)
+        expect(limited.status).toBe(429)
+        expect(limited.body.code).toBe('throttled')
+        expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0)
+        afterWindow()
+        const fresh = (await refresh(user.refresh)).body.access
+        expect((await update(user.password, fresh)).status).toBe(200)
       })
 
       test('registrations are limited per address', async () => {
@@ -181,8 +275,10 @@ for (const store of ['redis', 'memory'] as const) {
             body: { email: `burst${i}-${crypto.randomUUID()}@example.com`, full_name: 'Burst', password: 'a-long-unusual-passphrase' },
             headers: { 'x-forwarded-for': '198.51.100.200' },
           })
-        for (let i = 0; i < 20; i++) expect((await register(i)).status).toBe(200)
-        const limited = await register(21)
+        const burst = await Promise.all(Array.from({ length: 30 }, (_, i) => register(i)))
+        expect(burst.filter((r) => r.status === 200)).toHaveLength(20)
+        expect(burst.filter((r) => r.status === 429)).toHaveLength(10)
+        const limited = await register(31)
         expect(limited.status).toBe(429)
         expect(limited.headers.get('retry-after')).toBeTruthy()
       })

@@ -42,10 +42,17 @@ export function isDjangoHash(encoded: string): boolean {
   return isUnusable(encoded) || parse(encoded) !== null
 }
 
+/**
+ * The check for a Django-encoded hash of a format this module verifies; null for an unusable password or
+ * an unknown or malformed hash, which the caller must still spend time on (see passwords.ts).
+ */
+export function djangoVerifier(encoded: string): Verifier | null {
+  return isUnusable(encoded) ? null : parse(encoded)
+}
+
 /** Checks a password against a Django-encoded hash; false for anything that does not match. */
 export async function verifyDjangoPassword(password: string, encoded: string): Promise<boolean> {
-  if (isUnusable(encoded)) return false
-  const verify = parse(encoded)
+  const verify = djangoVerifier(encoded)
   if (verify === null) return false
   try {
     return await verify(password)

@@ -1,4 +1,5 @@
 import { t } from 'elysia'
+import { text } from '../formats'
 
 export const TokenPairBody = t.Object(
   { refresh: t.String(), access: t.String() },
@@ -7,8 +8,8 @@ export const TokenPairBody = t.Object(
 
 // Login checks credentials, not the registration rules, so that no rule change locks anyone out.
 export const LoginBody = t.Object({
-  email: t.String({ minLength: 1, maxLength: 254 }),
-  password: t.String({ minLength: 1, maxLength: 1024 }),
+  email: text({ minLength: 1, maxLength: 254 }),
+  password: text({ minLength: 1, maxLength: 1024 }),
 })
 
 export const RefreshBody = t.Object({ refresh: t.String({ minLength: 1 }) })

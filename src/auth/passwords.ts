@@ -1,11 +1,12 @@
 import { dictionary } from '@zxcvbn-ts/language-common'
-import { isDjangoHash, verifyDjangoPassword } from './django-passwords'
+import { djangoVerifier } from './django-passwords'
 
 export type Argon2Params = { memoryCost: number; timeCost: number }
 
 export type Passwords = ReturnType<typeof createPasswords>
 
 const ARGON2ID_PARAMS = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=\d+\$/
+const ARGON2_PHC = /^\$argon2(?:id|i|d)\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/
 
 /**
  * Hashes in flight at once: two per core, so that the pool never idles between one hash and the next (one
@@ -19,21 +20,32 @@ export function createPasswords(params: Argon2Params, parallelism = HASHING_PARA
   const limited = concurrencyLimit(parallelism)
   // Login verifies against this when the email is unknown, so both cases cost the same time.
   const dummyHash = Bun.password.hash(crypto.randomUUID(), options)
+  const verifyDummy = async (password: string) => {
+    const hash = await dummyHash
+    await limited(() => Bun.password.verify(password, hash))
+    return false
+  }
   return {
     hash: (password: string) => limited(() => Bun.password.hash(password, options)),
 
-    /** Checks our argon2id hashes and, for users imported from the old service, Django's formats. */
+    /**
+     * Checks our argon2id hashes and, for users imported from the old service, Django's formats. An
+     * unusable password (Django's `!…`), an unknown format or a malformed hash never matches and costs
+     * the dummy hash, as an unknown email does: answering at once would tell those accounts apart.
+     * Django's formats cost what they cost (PBKDF2 at 870 000 iterations, bcrypt, Django's argon2 are
+     * slower than our argon2id); that lasts only until the account's first login, which rehashes it.
+     */
     async verify(password: string, hash: string) {
-      if (hash.startsWith('$argon2')) return limited(() => Bun.password.verify(password, hash)).catch(() => false)
+      const own = ARGON2_PHC.test(hash)
+      const check = own ? (given: string) => Bun.password.verify(given, hash) : djangoVerifier(hash)
+      if (!check) return verifyDummy(password)
       // DRF stripped surrounding whitespace before the old service hashed a password.
-      return isDjangoHash(hash) && limited(() => verifyDjangoPassword(password.trim(), hash))
+      const given = own ? password : password.trim()
+      // A hash its parser refuses fails before any work, so it costs the dummy too.
+      return limited(() => check(given)).catch(() => verifyDummy(password))
     },
 
-    verifyDummy: async (password: string) => {
-      const hash = await dummyHash
-      await limited(() => Bun.password.verify(password, hash))
-      return false
-    },
+    verifyDummy,
 
     /** Whether a hash that just verified should be replaced: another format, or argon2id below today's cost. */
     needsRehash(hash: string) {

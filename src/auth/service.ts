@@ -1,6 +1,6 @@
 import type { ServiceConfig } from '../deps'
-import { ApiError, fieldError, FieldErrors, unauthorized } from '../errors'
-import type { RateDecision, RateLimiter, RateRule } from '../sessions/rate-limiter'
+import { fieldError, FieldErrors, unauthorized } from '../errors'
+import { throttled, type Limit, type RateDecision, type RateLimiter } from '../sessions/rate-limiter'
 import { sanitizeMetadata, type SessionStore } from '../sessions/store'
 import type { UsersDeps } from '../users/service'
 import type { UserCache } from '../users/cache'
@@ -21,7 +21,7 @@ export type AuthDeps = Omit<UsersDeps, 'userCache'> & {
 
 const INVALID_CREDENTIALS = 'Invalid email or password.'
 
-/** Registers a user and starts their first session; registrations are limited per address. */
+/** Registers a user and starts their first session; registrations are limited per address, counted before the work. */
 export async function register(deps: AuthDeps, input: { email: string; fullName: string; password: string }, client: Client) {
   if (client.ip) throwIfLimited(deps, 'register_address', await deps.limiter.hit(`register:ip:${client.ip}`, deps.config.limits.registerPerAddress))
   const user = await createUser(deps, input)
@@ -30,25 +30,30 @@ export async function register(deps: AuthDeps, input: { email: string; fullName:
 
 /**
  * Checks credentials and starts a session: the same 400 whether or not the email exists, and the same
- * time (a dummy hash is verified). Failures are limited per account and per address; a limited attempt
- * is refused before any hashing, so guessing costs the attacker without costing us.
+ * time (a dummy hash is verified).
+ *
+ * Every attempt is counted before the password is hashed, in one atomic step over all of its limits (so a
+ * parallel burst gets no more tries than a sequence), and taken back when the password was right:
+ * - per account and address (`loginPerAccountAddress`, 10 per 15 minutes): the strict limit, and it stops
+ *   only the address that fails;
+ * - per address (`loginPerAddress`, 100 per 15 minutes): one address guessing across many accounts;
+ * - per account (`loginPerAccount`, 50 per 15 minutes), enforced only against addresses that already have
+ *   a failure for this account: guesses spread over many addresses slow to one per fresh address.
+ * So a stranger can make their own addresses wait, and, past the account-wide limit, also an address of the
+ * owner's that has just failed for the account; they cannot stop the owner logging in with the right
+ * password from an address that has not been failing, and a refused attempt costs no hash.
  */
 export async function login(deps: AuthDeps, email: string, password: string, client: Client) {
-  const { limits } = deps.config
-  const rules: [string, RateRule, string][] = [[`login:account:${email.trim().toLowerCase()}`, limits.loginPerAccount, 'login_account']]
-  if (client.ip) rules.push([`login:ip:${client.ip}`, limits.loginPerAddress, 'login_address'])
-  const decisions = await Promise.all(rules.map(([key, rule]) => deps.limiter.check(key, rule)))
-  decisions.forEach((decision, i) => throwIfLimited(deps, rules[i]![2], decision))
+  const attempt = await countLoginAttempt(deps, email.trim().toLowerCase(), client.ip)
 
   const user = await findUserByEmail(deps.db, email.trim())
   const valid = user ? await deps.passwords.verify(password, user.passwordHash) : await deps.passwords.verifyDummy(password)
   // An inactive account answers exactly as wrong credentials do, as Django's ModelBackend did: its state is not revealed.
   if (!user || !valid || !user.isActive) {
     deps.metrics.logins.inc({ result: 'failure' })
-    await Promise.all(rules.map(([key, rule]) => deps.limiter.hit(key, rule)))
     throw new FieldErrors({ email: [INVALID_CREDENTIALS], password: [INVALID_CREDENTIALS] })
   }
-  await deps.limiter.reset(rules[0]![0])
+  await attempt.succeeded()
   // Old formats (and argon2id below today's cost) are upgraded now, while the plain password is at hand.
   const rehashed = deps.passwords.needsRehash(user.passwordHash)
     ? await deps.passwords.hash(deps.passwords.canonical(password, user.passwordHash))
@@ -56,6 +61,25 @@ export async function login(deps: AuthDeps, email: string, password: string, cli
   await recordLogin(deps.db, user, new Date(deps.clock.now()), rehashed)
   deps.metrics.logins.inc({ result: 'success' })
   return startSession(deps, user.id, client)
+}
+
+/** Counts a login attempt under each limit (or throws the 429); `succeeded` takes it back. */
+async function countLoginAttempt(deps: AuthDeps, account: string, ip: string | null) {
+  const { limits } = deps.config
+  // Without an address (a caller in process, never one over HTTP) the pair key still keeps accounts apart.
+  const pairKey = `login:account-address:${JSON.stringify([account, ip ?? ''])}`
+  const named: [Limit, string][] = [
+    [{ key: pairKey, rule: limits.loginPerAccountAddress }, 'login_account_address'],
+    [{ key: `login:account:${account}`, rule: limits.loginPerAccount, enforcedAfter: 0 }, 'login_account'],
+  ]
+  if (ip) named.push([{ key: `login:ip:${ip}`, rule: limits.loginPerAddress }, 'login_address'])
+  const attempt = await deps.limiter.hitAll(named.map(([limit]) => limit))
+  if (attempt.refusedBy !== undefined) throwIfLimited(deps, named[attempt.refusedBy]![1], attempt)
+  return {
+    // The owner got in from this address: its earlier failures for the account are forgiven too.
+    succeeded: () =>
+      Promise.all([deps.limiter.reset(pairKey), deps.limiter.forgive(attempt.id, named.slice(1).map(([limit]) => limit.key))]),
+  }
 }
 
 /**
@@ -70,13 +94,17 @@ export async function refresh(deps: AuthDeps, token: string) {
   const user = await deps.userCache.get(claims.user_id)
   if (!user) throw unknownUser()
   if (!user.isActive) throw userInactive()
-  const next = await deps.tokens.issuePair(claims.user_id, claims.sid)
+  // The store holds the session's start and ends it past SESSION_MAX_AGE whatever the token says; the new
+  // tokens carry the login time on, so their exp stops at the same end. A token issued before auth_time
+  // existed continues from its own iat (a later start): the store's end still holds for its session.
+  const next = await deps.tokens.issuePair(claims.user_id, claims.sid, claims.auth_time ?? claims.iat)
   const result = await deps.sessions.rotate({
     sid: claims.sid,
     presentedJti: claims.jti,
     next,
     graceSeconds: deps.config.refreshGraceSeconds,
     ttlSeconds: deps.config.refreshTokenSeconds,
+    maxAgeSeconds: deps.config.sessionMaxAgeSeconds,
     now: deps.clock.now(),
   })
   switch (result.kind) {
@@ -107,7 +135,7 @@ async function startSession(deps: AuthDeps, userId: string, client: Client) {
     sid,
     userId,
     refreshJti,
-    ttlSeconds: deps.config.refreshTokenSeconds,
+    ttlSeconds: Math.min(deps.config.refreshTokenSeconds, deps.config.sessionMaxAgeSeconds),
     ...sanitizeMetadata(client.ip, client.userAgent),
     now: deps.clock.now(),
   })
@@ -117,8 +145,7 @@ async function startSession(deps: AuthDeps, userId: string, client: Client) {
 function throwIfLimited(deps: Pick<AuthDeps, 'metrics'>, limit: string, decision: RateDecision) {
   if (decision.allowed) return
   deps.metrics.rateLimited.inc({ limit })
-  const seconds = decision.retryAfterSeconds
-  throw new ApiError(429, 'throttled', `Request was throttled. Expected available in ${seconds} seconds.`, { 'retry-after': String(seconds) })
+  throw throttled(decision.retryAfterSeconds)
 }
 
 // simplejwt's answers, which the old clients know; the guard gives the same.

@@ -13,6 +13,8 @@ export type TokenClaims = {
   jti: string
   user_id: string
   sid: string
+  /** Refresh tokens: when the session's login happened (epoch seconds), carried through rotation; absent on tokens issued before it was added. */
+  auth_time?: number
 }
 
 export type TokenPair = { access: string; refresh: string }
@@ -21,6 +23,8 @@ export type TokenSettings = {
   secret: string
   accessSeconds: number
   refreshSeconds: number
+  /** A session's absolute lifetime from its login: no token of it expires later. */
+  sessionMaxAgeSeconds?: number
   audience?: string
   issuer?: string
   /** PKCS#8 PEM of an Ed25519 or P-256 key; when set, tokens are signed with it instead of the secret. */
@@ -42,14 +46,15 @@ export async function createTokens(settings: TokenSettings, clock: Clock) {
   const codec = settings.privateKeyPem ? await asymmetricCodec(settings.privateKeyPem, settings, clock) : hs256Codec(settings, clock)
   const lifetime = { access: settings.accessSeconds, refresh: settings.refreshSeconds }
 
-  const sign = (type: TokenType, userId: string, sid: string, jti: string, iat: number) =>
+  const sign = (type: TokenType, userId: string, sid: string, jti: string, iat: number, authTime: number) =>
     codec.sign({
       token_type: type,
       user_id: userId,
       sid,
       iat,
-      exp: iat + lifetime[type],
+      exp: Math.min(iat + lifetime[type], authTime + (settings.sessionMaxAgeSeconds ?? Infinity)),
       jti,
+      ...(type === 'refresh' && { auth_time: authTime }),
       ...(settings.audience && { aud: settings.audience }),
       ...(settings.issuer && { iss: settings.issuer }),
     })
@@ -58,13 +63,17 @@ export async function createTokens(settings: TokenSettings, clock: Clock) {
     /** The public keys other services verify with (empty for HS256, whose secret is never published). */
     jwks: { keys: codec.jwks },
 
-    /** A new access and refresh token for one session; `refreshJti` identifies the refresh token for rotation. */
-    async issuePair(userId: string, sid: string) {
+    /**
+     * A new access and refresh token for one session; `refreshJti` identifies the refresh token for rotation.
+     * `authTime` is the session's login (epoch seconds; now for a new session): neither token outlives the
+     * session's absolute end.
+     */
+    async issuePair(userId: string, sid: string, authTime?: number) {
       const iat = Math.floor(clock.now() / 1000)
       const refreshJti = newJti()
       const [access, refresh] = await Promise.all([
-        sign('access', userId, sid, newJti(), iat),
-        sign('refresh', userId, sid, refreshJti, iat),
+        sign('access', userId, sid, newJti(), iat, authTime ?? iat),
+        sign('refresh', userId, sid, refreshJti, iat, authTime ?? iat),
       ])
       return { pair: { access, refresh } satisfies TokenPair, refreshJti }
     },
@@ -75,6 +84,7 @@ export async function createTokens(settings: TokenSettings, clock: Clock) {
       // A token without `sid` (one the old service issued) cannot be revoked, so it is not accepted;
       // user_id goes into a uuid column, so anything else must fail here, not in the database.
       if (!claims || claims.token_type !== expected || !isUuid(claims.user_id) || typeof claims.sid !== 'string') return null
+      if (claims.auth_time !== undefined && !Number.isSafeInteger(claims.auth_time)) return null
       return claims as TokenClaims
     },
   }

@@ -7,10 +7,18 @@ import { recordUserEvents } from '../events/outbox'
 import type { Logger } from '../logger'
 import { isExternalPicture, type FileStore } from '../storage/files'
 import { email as emailSchema } from '../users/model'
+import type { PictureLimits } from '../users/picture'
 import type { UserRow } from '../users/table'
 import { importPicture, type ImportedPicture, type PictureProblem, type PictureSource } from './django-pictures'
 
-export type ImportDeps = { db: Database; files: FileStore; clock: Clock; logger: Pick<Logger, 'warn'> }
+export type ImportDeps = {
+  db: Database
+  files: FileStore
+  clock: Clock
+  logger: Pick<Logger, 'warn'>
+  /** Old pictures are re-encoded within the bounds uploads get. */
+  pictureLimits: Omit<PictureLimits, 'maxBytes'>
+}
 
 export type ImportOptions = PictureSource & {
   /** Postgres URL of the old service's database, which is only read. */
@@ -140,7 +148,7 @@ async function importBatch(
   const accepted = candidates.filter((candidate) => isFree(candidate, existing.get(candidate.old.id), skip))
   const imports = await mapConcurrently(accepted, FILE_CONCURRENCY, async (candidate) => ({
     ...candidate,
-    picture: await importPicture(options, candidate.old.id, candidate.old.profile_pic),
+    picture: await importPicture(options, deps.pictureLimits, candidate.old.id, candidate.old.profile_pic),
   }))
   await storePictures(deps, options, imports, existing, summary.pictures)
 

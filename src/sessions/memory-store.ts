@@ -88,6 +88,11 @@ export function createMemorySessionStore(options: { clock: Clock }): SessionStor
     async rotate(input: RotateInput): Promise<RotateResult> {
       const session = live(input.sid)
       if (!session) return { kind: 'ended' }
+      const endsAt = session.createdAt + input.maxAgeSeconds * 1000
+      if (input.now >= endsAt) {
+        remove(input.sid, session)
+        return { kind: 'ended' }
+      }
       const graceMs = input.graceSeconds * 1000
       const inGrace = input.now - session.rotatedAt <= graceMs
       if (!inGrace) session.successor = null
@@ -97,7 +102,7 @@ export function createMemorySessionStore(options: { clock: Clock }): SessionStor
           prevJti: input.presentedJti,
           rotatedAt: input.now,
           lastUsedAt: input.now,
-          expiresAt: input.now + input.ttlSeconds * 1000,
+          expiresAt: Math.min(input.now + input.ttlSeconds * 1000, endsAt),
           successor: graceMs > 0 ? input.next.pair : null,
         })
         return { kind: 'rotated' }

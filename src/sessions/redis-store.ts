@@ -37,13 +37,21 @@ redis.call('SADD', KEYS[2], ARGV[2])
 extendTtl(KEYS[2], ttl)
 `)
 
-// KEYS: session, successor. ARGV: indexPrefix, sid, presentedJti, nextJti, pairJson, graceMs, ttl, now.
+// KEYS: session, successor. ARGV: indexPrefix, sid, presentedJti, nextJti, pairJson, graceMs, ttl, now, maxAgeMs.
 // Atomic so that of N concurrent rotations of one token exactly one mints the successor; the others get its pair.
 // Re-adding the sid to the user's index means an evicted index heals, so "log out everywhere" cannot miss it for long.
+// The absolute end is counted from createdAt, so a lowered SESSION_MAX_AGE applies to sessions already running.
 const ROTATE = luaScript(`${EXTEND_TTL}
-local s = redis.call('HMGET', KEYS[1], 'userId', 'jti', 'prevJti', 'rotatedAt')
+local s = redis.call('HMGET', KEYS[1], 'userId', 'jti', 'prevJti', 'rotatedAt', 'createdAt')
 if not s[1] then return {'ended'} end
 local graceMs, ttl, now = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local endsAt = tonumber(s[5]) + tonumber(ARGV[9])
+if now >= endsAt then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('SREM', ARGV[1] .. s[1], ARGV[2])
+  return {'ended'}
+end
+ttl = math.min(ttl, math.ceil((endsAt - now) / 1000))
 if ARGV[3] == s[2] then
   redis.call('HSET', KEYS[1], 'jti', ARGV[4], 'prevJti', ARGV[3], 'rotatedAt', now, 'lastUsedAt', now)
   redis.call('EXPIRE', KEYS[1], ttl)
@@ -148,6 +156,7 @@ export function createRedisSessionStore(options: { client: RedisClient; prefix: 
           Math.round(input.graceSeconds * 1000),
           input.ttlSeconds,
           input.now,
+          input.maxAgeSeconds * 1000,
         ],
       )
       return parseRotateReply(reply)

@@ -17,6 +17,8 @@ export type RotateInput = {
   next: { refreshJti: string; pair: TokenPair }
   graceSeconds: number
   ttlSeconds: number
+  /** The session's absolute lifetime from its creation: past it, rotation ends the session; before it, the TTL never reaches beyond it. */
+  maxAgeSeconds: number
   now: number
 }
 

@@ -1,11 +1,12 @@
 import { t } from 'elysia'
+import { text } from '../formats'
 import { pictureUrl, type FileStore } from '../storage/files'
 import type { UserRow } from './table'
 
 /** An email as the API accepts and returns it. */
 export const email = t.String({ format: 'email', maxLength: 254, examples: ['ann@example.com'] })
-const fullName = t.String({ minLength: 1, maxLength: 250, examples: ['Ann Smith'] })
-export const password = t.String({ minLength: 8, maxLength: 128 })
+const fullName = text({ minLength: 1, maxLength: 250, examples: ['Ann Smith'] })
+export const password = text({ minLength: 8, maxLength: 128 })
 
 export const User = t.Object(
   {
@@ -27,7 +28,7 @@ export const UpdateBody = t.Object({
   email: t.Optional(email),
   full_name: t.Optional(fullName),
   password: t.Optional(password),
-  current_password: t.Optional(t.String({ maxLength: 128 })),
+  current_password: t.Optional(text({ maxLength: 128 })),
   profile_pic: t.Optional(
     t.Union([t.File({ description: 'JPEG, PNG, WebP or GIF' }), t.Literal(''), t.Null()], {
       description: 'A new picture (multipart), or empty / null to remove it',

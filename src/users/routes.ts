@@ -4,9 +4,10 @@ import type { TokenClaims } from '../auth/tokens'
 import type { ServiceConfig } from '../deps'
 import { ApiError, ErrorBody, FieldErrorsBody } from '../errors'
 import type { Metrics } from '../metrics'
+import type { RateLimiter } from '../sessions/rate-limiter'
 import { listUsers } from './directory'
 import { toUserBody, trimNameAndEmail, UpdateBody, User, UserIdParams } from './model'
-import { readPicture } from './picture'
+import { pictureLimits, readPicture } from './picture'
 import { deleteUser, findUserById, updateUser, type UsersDeps } from './service'
 import type { UserRow } from './table'
 
@@ -31,7 +32,9 @@ const DirectoryParams = t.Object({
 })
 
 /** The caller's own record, other users' records and the directory, profile updates, and account deletion. */
-export const usersRoutes = (deps: UsersDeps & GuardDeps & { config: ServiceConfig; metrics: Pick<Metrics, 'sessionsEnded'> }) => {
+export const usersRoutes = (
+  deps: UsersDeps & GuardDeps & { config: ServiceConfig; limiter: RateLimiter; metrics: Pick<Metrics, 'sessionsEnded' | 'rateLimited'> },
+) => {
   const present = (user: UserRow, withEmail: boolean) => toUserBody(user, withEmail, deps.files)
 
   // A password change ends every other session; the caller's own continues.
@@ -39,7 +42,7 @@ export const usersRoutes = (deps: UsersDeps & GuardDeps & { config: ServiceConfi
     // The current password is checked against the stored hash, never a cached copy.
     const user = await findUserById(deps.db, cached.id)
     if (!user) throw userNotFound()
-    const picture = await readPicture(body.profile_pic, user.id, deps.config.profilePicMaxBytes)
+    const picture = await readPicture(body.profile_pic, user.id, pictureLimits(deps.config))
     const endOtherSessions = async () =>
       deps.metrics.sessionsEnded.inc({ reason: 'password_change' }, await deps.sessions.endAllForUser(user.id, { except: claims.sid }))
     return present(await updateUser(deps, user, body, picture, endOtherSessions), true)
@@ -49,10 +52,11 @@ export const usersRoutes = (deps: UsersDeps & GuardDeps & { config: ServiceConfi
     auth: true,
     transform: ({ body }: { body: unknown }) => trimNameAndEmail(body),
     body: UpdateBody,
-    response: { 200: User, 400: FieldErrorsBody, 413: ErrorBody, 415: ErrorBody, ...authErrors },
+    response: { 200: User, 400: FieldErrorsBody, 413: ErrorBody, 415: ErrorBody, 429: ErrorBody, ...authErrors },
     detail: {
       summary: 'Change your email, name, password or picture (JSON, or multipart with a profile_pic file)',
-      description: 'Changing the email or password needs current_password; a password change ends your other sessions.',
+      description:
+        'Changing the email or password needs current_password; a password change ends your other sessions. Wrong current passwords are limited per user (429 with Retry-After).',
     },
   } as const
 

@@ -6,6 +6,8 @@ import { fieldError, FieldErrors } from '../errors'
 import { recordUserEvent, userEventRow } from '../events/outbox'
 import { outboxEvents } from '../events/table'
 import type { Logger } from '../logger'
+import type { Metrics } from '../metrics'
+import { throttled, type RateLimiter, type RateRule } from '../sessions/rate-limiter'
 import { isExternalPicture, type FileStore } from '../storage/files'
 import type { UserCache } from './cache'
 import type { UpdateBody } from './model'
@@ -70,6 +72,13 @@ export type BeforeCommit = () => Promise<unknown>
 /** A picture to store (already checked), or null to remove the current one. */
 export type PictureUpload = { key: string; bytes: Uint8Array; mime: string } | null
 
+/** What checking `current_password` needs beyond {@link UsersDeps}: its limit, per user. */
+export type PasswordCheckDeps = {
+  limiter: RateLimiter
+  config: { limits: { currentPasswordPerUser: RateRule } }
+  metrics: Pick<Metrics, 'rateLimited'>
+}
+
 /**
  * Applies a partial update, with a user.updated event when anything changed; changing the email or
  * password needs the current password. `onPasswordChange` runs before the commit, so a change whose
@@ -77,7 +86,7 @@ export type PictureUpload = { key: string; bytes: Uint8Array; mime: string } | n
  * does not commit); the picture it replaces is deleted after the commit.
  */
 export async function updateUser(
-  deps: UsersDeps,
+  deps: UsersDeps & PasswordCheckDeps,
   user: UserRow,
   body: UpdateBody,
   picture?: PictureUpload,
@@ -93,8 +102,7 @@ export async function updateUser(
 
   if (changes.email !== undefined || body.password !== undefined) {
     if (!body.current_password) throw fieldError('current_password', 'This field is required to change the email or password.')
-    if (!(await passwords.verify(body.current_password, user.passwordHash)))
-      throw fieldError('current_password', 'Your current password is incorrect.')
+    await checkCurrentPassword(deps, user, body.current_password)
   }
   if (body.password !== undefined) changes.passwordHash = await passwords.hash(body.password)
   if (Object.keys(changes).length === 0) return user
@@ -119,6 +127,23 @@ export async function updateUser(
     if (picture && changes.profilePic && picture.key !== user.profilePic) await deleteFile(deps, picture.key)
     throw error
   }
+}
+
+/**
+ * A stolen access token must not become unlimited guesses at the password (and then a new email and
+ * password): each check is counted per user before the hash, and a right password clears the count. A
+ * thief holding the token can use up the limit and so delay the owner's own change for one window; the
+ * owner can end that token at once by logging out everywhere.
+ */
+async function checkCurrentPassword(deps: Pick<UsersDeps, 'passwords'> & PasswordCheckDeps, user: UserRow, password: string) {
+  const key = `current-password:user:${user.id}`
+  const decision = await deps.limiter.hit(key, deps.config.limits.currentPasswordPerUser)
+  if (!decision.allowed) {
+    deps.metrics.rateLimited.inc({ limit: 'current_password' })
+    throw throttled(decision.retryAfterSeconds)
+  }
+  if (!(await deps.passwords.verify(password, user.passwordHash))) throw fieldError('current_password', 'Your current password is incorrect.')
+  await deps.limiter.reset(key)
 }
 
 /** Deletes a user with its user.deleted event, running `beforeCommit` after the delete, then its picture; false when there was none. */
