@@ -25,7 +25,7 @@ COPY --from=build /out/users /usr/local/bin/users
 COPY --from=build --chown=65532:65532 /out/data /data
 # BUN_JSC_forceRAMSize: JavaScriptCore sizes its heap growth for the machine's RAM unless told a
 # smaller figure; 256 MiB cut the peak RSS under /me load from ~168 to ~140 MB at no measured cost
-# in throughput (128 MiB cost a quarter of it). See README, Performance.
+# in throughput (128 MiB cost a quarter of it). See bench/README.md.
 ENV NODE_ENV=production \
     PORT=8000 \
     HOST=0.0.0.0 \

@@ -1,8 +1,8 @@
 // Smoke test of the compiled binary, run by .ci/run after `bun run build`: copied alone into an empty
 // folder (no node_modules, no drizzle/), it must migrate and serve on the machine's Postgres, Redis and
 // RabbitMQ, and on the embedded default; import an old Django user who then logs in with the old
-// password; re-encode an uploaded photo with the libvips it carries; answer its health check; and stop
-// cleanly on SIGTERM.
+// password; re-encode an uploaded photo with the libvips it carries; serve the docs page's UI; answer its
+// health check; and stop cleanly on SIGTERM.
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,7 +13,7 @@ import sharp from 'sharp'
 import { createOldDatabase, oldRow } from '../test/support/django'
 import { photoWithExif } from '../test/support/images'
 
-// Made by Django's make_password for 'correct horse battery staple' (shared/fixtures).
+// Made by Django's make_password for 'correct horse battery staple' (test/fixtures).
 const DJANGO_HASH = 'pbkdf2_sha256$260000$URPEPpe13z3kzAdkATALM5$XKP3fAZo3oxrJZfQQ4FeCm8hp//f/QTrQ/B1XE4TSBw='
 
 const folder = mkdtempSync(join(tmpdir(), 'users-binary-'))
@@ -52,6 +52,9 @@ async function check(label: string, env: Record<string, string>, oldUser?: { ema
       })
       assert(login.status === 200, `${label}: the imported user's login answered ${login.status}`)
     }
+    // The docs page's UI is embedded in the binary: nothing beside it, nothing from the network.
+    const ui = await fetch(`${base}/api/users/swagger/swagger-ui-bundle.js`)
+    assert(ui.status === 200 && (await ui.text()).includes('SwaggerUIBundle'), `${label}: the docs UI answered ${ui.status}`)
     const ready = await fetch(`${base}/health/ready`)
     assert(ready.status === 200, `${label}: /health/ready answered ${ready.status}: ${await ready.text()}`)
     const healthcheck = await run(['healthcheck'], { ...env, PORT: port }).exited
@@ -61,7 +64,7 @@ async function check(label: string, env: Record<string, string>, oldUser?: { ema
   }
   const code = await service.exited
   assert(code === 0, `${label}: exited ${code} after SIGTERM: ${await new Response(service.stderr).text()}`)
-  console.log(`binary smoke (${label}): register, /me, picture, ${oldUser ? 'imported login, ' : ''}ready, healthcheck, SIGTERM -> exit 0`)
+  console.log(`binary smoke (${label}): register, /me, picture, ${oldUser ? 'imported login, ' : ''}docs UI, ready, healthcheck, SIGTERM -> exit 0`)
 }
 
 // The binary decodes with the libvips embedded in it: a 64 × 32 JPEG with EXIF and "turn 90° clockwise"

@@ -46,7 +46,7 @@ export type Report = {
   rows: Row[]
 }
 
-/** The report as Markdown, to paste into the README as is. */
+/** The report as Markdown, to paste into bench/README.md as is. */
 export function formatMarkdown({ mode, date, machine, settings, rows }: Report) {
   const warmup = settings.warmupSeconds > 0 ? `${settings.warmupSeconds} s warm-up discarded, then ` : ''
   const header = [

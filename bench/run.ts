@@ -1,5 +1,5 @@
 // `bun run bench [--quick | --full | --smoke]`: the service on this machine's Postgres, Redis and RabbitMQ,
-// under wrk on loopback, next to two baselines measured the same way. README, "Performance", says what
+// under wrk on loopback, next to two baselines measured the same way. bench/README.md says what
 // each row means.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, loadavg, release, tmpdir, totalmem } from 'node:os'
@@ -99,9 +99,10 @@ async function bench(): Promise<number> {
     return entry
   }
 
-  const baselineToken = (await tokens.issuePair(crypto.randomUUID(), crypto.randomUUID())).pair.access
+  const baselineUser = crypto.randomUUID()
+  const baselineToken = (await tokens.issuePair(baselineUser, crypto.randomUUID())).pair.access
   for (const [key, label, file] of [['bare', 'baseline: bare Bun.serve', 'bare'], ['jwt', 'baseline: JWT verify only', 'jwt-verify']] as const) {
-    const server = await startServer([join(import.meta.dir, 'baselines', `${file}.ts`)], { SECRET_KEY: secret })
+    const server = await startServer([join(import.meta.dir, 'baselines', `${file}.ts`)], { SECRET_KEY: secret, BENCH_USER_ID: baselineUser })
     row(key, label, await measure(server, async (seconds) => ({ url: `${server.base}/api/users/me/`, seconds, ...LOAD, headers: { authorization: `JWT ${baselineToken}` } })))
     await server.stop()
   }
@@ -121,7 +122,8 @@ async function bench(): Promise<number> {
     await amqp.close()
   })
 
-  const service = await startServer([join(ROOT, 'src/main.ts'), 'serve'], { ...serviceEnv, DATABASE_URL: database.url, DATA_DIR: join(scratch, 'data') }, '/health/ready', drainOutbox)
+  const serve = [join(ROOT, 'src/main.ts'), 'serve']
+  const service = await startServer(serve, { ...serviceEnv, DATABASE_URL: database.url, DATA_DIR: join(scratch, 'data') }, '/health/ready', drainOutbox)
   const ids = await seed(database.url, config)
   progress(`service started, ${SEEDED_USERS} users seeded`)
   const sessions = createRedisSessionStore({ client: redis, prefix: serviceEnv.REDIS_KEY_PREFIX })
@@ -147,6 +149,11 @@ async function bench(): Promise<number> {
   const json = { 'content-type': 'application/json' }
 
   const me = row('me', 'GET /me', await measure(service, async (seconds) => ({ url: `${api}/me/`, seconds, ...LOAD, headers: await as(ids[0]!) })))
+  // The same at the default log level, from a second instance on the same database and Redis keys: one
+  // access-log line a request, serialised and written to stdout (here /dev/null, so no reader slows it).
+  const logging = await startServer(serve, { ...serviceEnv, LOG_LEVEL: 'info', DATABASE_URL: database.url, DATA_DIR: join(scratch, 'data-info') }, '/health/ready', drainOutbox, 'ignore')
+  row('me-info', 'GET /me at LOG_LEVEL=info', await measure(logging, async (seconds) => ({ url: `${logging.base}/api/users/me/`, seconds, ...LOAD, headers: await as(ids[0]!) })))
+  await logging.stop()
   row('user', 'GET /users/{id}', await measure(service, async (seconds) => ({ url: `${api}/${ids[1]}/`, seconds, ...LOAD, headers: await as(ids[0]!) })))
   const directoryIds = ids.slice(1, 1 + DIRECTORY_IDS).join(',')
   row('directory', `GET /users/?ids= (${DIRECTORY_IDS} ids)`, await measure(service, async (seconds) => ({ url: `${api}/?ids=${directoryIds}`, seconds, ...LOAD, headers: await as(ids[0]!) })))
@@ -244,14 +251,20 @@ async function measureTogether(server: Server, builds: Build[]): Promise<Measure
 }
 
 /** Starts `bun <args>` on a free port with only the given environment, and waits until it answers (200 on `ready`, if given). */
-async function startServer(args: string[], env: Record<string, string>, ready?: string, settle?: (base: string) => Promise<unknown>): Promise<Server> {
+async function startServer(
+  args: string[],
+  env: Record<string, string>,
+  ready?: string,
+  settle?: (base: string) => Promise<unknown>,
+  stdout: 'inherit' | 'ignore' = 'inherit',
+): Promise<Server> {
   const port = freePort()
   // Run from an empty folder, so that no .env of the checkout changes what is measured.
   const cwd = mkdtempSync(join(scratch, 'cwd-'))
   const child = Bun.spawn(['bun', ...args], {
     cwd,
     env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', ...env, PORT: String(port) },
-    stdout: 'inherit',
+    stdout,
     stderr: 'inherit',
   })
   const stop = async () => {

@@ -1,9 +1,9 @@
 import { cors } from '@elysiajs/cors'
-import { openapi } from '@elysiajs/openapi'
 import { Elysia } from 'elysia'
 import { authRoutes } from './auth/routes'
 import { requestBodies } from './body'
 import type { Deps } from './deps'
+import { apiDocs } from './docs'
 import { errorsPlugin } from './errors'
 import { restoreStringFormats } from './formats'
 import { requestHooks } from './request-hooks'
@@ -31,17 +31,7 @@ export function createApp(deps: Deps) {
         maxAge: 600,
       }),
     )
-    .use(
-      openapi({
-        path: '/api/users/swagger',
-        specPath: '/api/users/swagger/json',
-        documentation: {
-          info: { title: 'Users service', version: '1.0.0', description: 'Accounts, tokens and profiles' },
-          components: { securitySchemes: { JWT: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
-          security: [{ JWT: [] }],
-        },
-      }),
-    )
+    .use(apiDocs())
     .use(relayWakeup(deps.relay))
     .use(healthRoutes(deps.readiness, deps.metrics))
     .use(requestBodies(bodyLimits(deps.config)))

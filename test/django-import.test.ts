@@ -19,7 +19,7 @@ import { jpegThenScript, png, pngBomb } from './support/images'
 import { spawnMain } from './support/process'
 
 type Fixtures = { cases: { hasher: string; password: string; encoded: string }[] }
-const fixtures: Fixtures = await Bun.file(new URL('../../shared/fixtures/django-password-hashes.json', import.meta.url)).json()
+const fixtures: Fixtures = await Bun.file(new URL('./fixtures/django-password-hashes.json', import.meta.url)).json()
 
 const ann = oldRow({
   email: 'Ann.Smith@Example.COM',

@@ -10,7 +10,7 @@ type Fixtures = {
   unusable: { encoded: string }[]
   wrong_passwords: string[]
 }
-const fixtures: Fixtures = await Bun.file(new URL('../../shared/fixtures/django-password-hashes.json', import.meta.url)).json()
+const fixtures: Fixtures = await Bun.file(new URL('./fixtures/django-password-hashes.json', import.meta.url)).json()
 
 let t: TestApp
 beforeAll(async () => {

@@ -8,7 +8,7 @@ type Fixtures = {
 }
 
 const fixtures: Fixtures = await Bun.file(
-  new URL('../../shared/fixtures/django-password-hashes.json', import.meta.url),
+  new URL('./fixtures/django-password-hashes.json', import.meta.url),
 ).json()
 
 // argon2 at m=100 MB and bcrypt at cost 12 are slow by design.

@@ -71,6 +71,32 @@ describe('OpenAPI and CORS', () => {
     expect(spec.body.paths['/api/users/login'].post.summary).toBeString()
   })
 
+  test('the spec asks for a token exactly on the routes behind the auth guard', async () => {
+    const { body: spec } = await t.call('GET', '/api/users/swagger/json')
+    expect(spec.security).toBeUndefined()
+    const needsToken = (path: string, method: string) => spec.paths[path][method].security?.some((s: object) => 'JWT' in s) ?? false
+    for (const [path, method] of [['/api/users/register', 'post'], ['/api/users/login', 'post'], ['/api/users/refresh', 'post'], ['/health/live', 'get'], ['/health/ready', 'get']])
+      expect({ path, needsToken: needsToken(path!, method!) }).toEqual({ path, needsToken: false })
+    for (const [path, method] of [['/api/users/me', 'get'], ['/api/users/update', 'put'], ['/api/users/{id}', 'delete'], ['/api/users/logout', 'post'], ['/api/users/sessions', 'get']])
+      expect({ path, needsToken: needsToken(path!, method!) }).toEqual({ path, needsToken: true })
+  })
+
+  test('the docs page and its assets answer with and without a trailing slash, from the service itself', async () => {
+    for (const path of ['/api/users/swagger', '/api/users/swagger/']) {
+      const page = await t.app.handle(new Request(`http://localhost${path}`))
+      expect(page.status).toBe(200)
+      const html = await page.text()
+      expect(html).not.toMatch(/https?:\/\//)
+      expect(html).toContain('src="/api/users/swagger/swagger-ui-bundle.js"')
+    }
+    const bundle = await t.app.handle(new Request('http://localhost/api/users/swagger/swagger-ui-bundle.js'))
+    expect(bundle.status).toBe(200)
+    expect(bundle.headers.get('content-type')).toStartWith('text/javascript')
+    expect(await bundle.text()).toContain('SwaggerUIBundle')
+    const init = await (await t.app.handle(new Request('http://localhost/api/users/swagger/init.js'))).text()
+    expect(init).toContain('"url":"/api/users/swagger/json"')
+  })
+
   test('only configured origins are allowed', async () => {
     const preflight = (origin: string) =>
       t.app.handle(

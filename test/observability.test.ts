@@ -104,9 +104,14 @@ describe('security headers', () => {
     }
   })
 
-  test('the docs page may load its UI', async () => {
+  test('the docs page may load its own scripts and styles, and nothing from elsewhere', async () => {
     const response = await t.app.handle(new Request('http://localhost/api/users/swagger'))
     expect(response.status).toBe(200)
-    expect(response.headers.get('content-security-policy')).toBeNull()
+    const policy = response.headers.get('content-security-policy')!
+    expect(policy).toStartWith("default-src 'none'")
+    expect(policy).toContain("script-src 'self';")
+    expect(policy).toContain("frame-ancestors 'none'")
+    expect(policy).not.toContain('unsafe')
+    expect(policy).not.toContain('http')
   })
 })

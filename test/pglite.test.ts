@@ -100,7 +100,7 @@ test('pictures and the directory work on PGlite', async () => {
 })
 
 test('the Django import writes into the embedded database, and the imported user logs in', async () => {
-  const fixtures = await Bun.file(new URL('../../shared/fixtures/django-password-hashes.json', import.meta.url)).json()
+  const fixtures = await Bun.file(new URL('./fixtures/django-password-hashes.json', import.meta.url)).json()
   const { password, encoded } = fixtures.cases[0]
   const row = oldRow({ email: 'Old.Embedded@Example.com', full_name: 'Old Embedded', password: encoded })
   const old = await createOldDatabase([row])

@@ -16,6 +16,8 @@ export type GuardDeps = { tokens: Tokens; sessions: SessionStore; userCache: Pic
 export const authGuard = ({ tokens, sessions, userCache }: GuardDeps) =>
   new Elysia().macro({
     auth: {
+      // The spec's lock on exactly the routes that need a token (the scheme is declared in docs.ts).
+      detail: { security: [{ JWT: [] }] },
       async resolve({ headers }) {
         const token = bearerToken(headers.authorization)
         if (!token) throw unauthorized('Authentication credentials were not provided.', 'not_authenticated')
