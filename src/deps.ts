@@ -55,7 +55,7 @@ export type Stores = { sessions: SessionStore; limiter: RateLimiter }
 
 /** The one place that connects: Postgres (PGlite in DATA_DIR otherwise), Redis and RabbitMQ when configured. */
 export async function createDeps(config: ServiceConfig, logger: Logger, clock: Clock = systemClock) {
-  const database = await openDatabase(config)
+  const database = await openDatabase(config, logger)
   const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined
   if (!redis) logger.info('REDIS_URL is not set: sessions and rate limits are kept in this process (one instance only)')
   const publisher = config.amqpUrl ? createPublisher(config, config.amqpUrl, logger) : undefined
@@ -75,8 +75,10 @@ export async function createDeps(config: ServiceConfig, logger: Logger, clock: C
 }
 
 /** Opens (and migrates) the configured database alone, for the commands that need nothing else. */
-export const openDatabase = (config: Config): Promise<DbHandle> =>
-  config.databaseUrl ? openPostgres(config.databaseUrl) : openPglite(`${config.dataDir}/pglite`)
+export const openDatabase = (config: Config, logger?: Logger): Promise<DbHandle> =>
+  config.databaseUrl
+    ? openPostgres(config.databaseUrl, { timeouts: config.databaseTimeouts, logger })
+    : openPglite(`${config.dataDir}/pglite`)
 
 /** The RabbitMQ publisher the configuration describes; it connects in the background and never blocks start-up. */
 export function createPublisher(config: Config, url: string, logger: Logger, overrides: Partial<AmqpPublisherOptions> = {}): Publisher {

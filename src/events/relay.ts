@@ -1,5 +1,6 @@
 import { and, asc, eq, inArray, isNotNull, isNull, lt, notExists, or, sql } from 'drizzle-orm'
 import { alias } from 'drizzle-orm/pg-core'
+import { backoffDelay } from '../backoff'
 import type { Clock } from '../clock'
 import type { Database, DbHandle } from '../db'
 import type { Logger } from '../logger'
@@ -86,7 +87,9 @@ export function createRelay(deps: RelayDeps): Relay {
 
 function startRelay({ database, publisher, logger, clock, options, onPublishFailure }: RelayDeps & { publisher: Publisher }): Relay {
   const log = logger.child({ component: 'outbox-relay' })
-  const backoff = options.backoff ?? { initialMs: 100, maxMs: 30_000 }
+  // Capped at a second, so that the first cycle after a database outage comes within about a second of
+  // its return; one transaction attempt a second does not hammer a database still down.
+  const backoff = options.backoff ?? { initialMs: 100, maxMs: 1_000 }
   const session = database.driver === 'postgres' ? database.openSession() : undefined
   const db = session?.db ?? database.db
   const exclusively = (work: (q: Database) => Promise<Outcome>): Promise<Outcome> =>
@@ -131,14 +134,14 @@ function startRelay({ database, publisher, logger, clock, options, onPublishFail
         if (outcome === 'published' || outcome === 'gave-up') continue
         if (outcome === 'busy') return { delayMs: BUSY_RETRY_MS, wakeable: true }
         if (outcome === 'disconnected') return { delayMs: DISCONNECTED_POLL_MS, wakeable: true }
-        if (outcome === 'failed') return { delayMs: backoffDelay(++failures), wakeable: false }
+        if (outcome === 'failed') return { delayMs: retryDelay(++failures), wakeable: false }
         failures = 0
         await pruneIfDue()
         return { delayMs: options.sweepIntervalMs, wakeable: true }
       }
     } catch (err) {
       if (!closed) log.error({ err }, 'outbox relay: cycle failed (database?); retrying with backoff')
-      return { delayMs: backoffDelay(++failures), wakeable: false }
+      return { delayMs: retryDelay(++failures), wakeable: false }
     }
     return { delayMs: options.sweepIntervalMs, wakeable: true }
   }
@@ -197,9 +200,7 @@ function startRelay({ database, publisher, logger, clock, options, onPublishFail
     await db.delete(outboxEvents).where(lt(outboxEvents.publishedAt, new Date(now - options.retentionMs)))
   }
 
-  function backoffDelay(failureCount: number) {
-    return Math.min(backoff.maxMs, backoff.initialMs * 2 ** (failureCount - 1))
-  }
+  const retryDelay = (failureCount: number) => backoffDelay(failureCount, backoff)
 
   // Delivers whatever was left from before this start (a backlog kept while no broker was configured, say).
   run()

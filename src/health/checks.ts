@@ -13,12 +13,15 @@ export type ReadinessCheck = { name: string; check(): Promise<CheckResult> }
 const OUTBOX_STUCK_AFTER_MS = 60_000
 
 /** Whether the database answers a query. */
-export const databaseCheck = (database: Pick<DbHandle, 'ping'>): ReadinessCheck => ({
+export const databaseCheck = (database: Pick<DbHandle, 'ping' | 'isUp'>): ReadinessCheck => ({
   name: 'database',
   // The driver's message would name hosts and ports on an unauthenticated route.
   check: () => database.ping().then(
     () => ({ status: 'up' }),
-    () => ({ status: 'down', error: 'the database did not answer' }),
+    () => ({
+      status: 'down',
+      error: database.isUp?.() === false ? 'the database cannot be reached; requests answer 503 until it is back' : 'the database did not answer',
+    }),
   ),
 })
 
