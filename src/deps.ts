@@ -5,7 +5,7 @@ import { targetQueues, type Config } from './config'
 import { openPglite, openPostgres, type Database, type DbHandle } from './db'
 import { createAmqpPublisher, type AmqpPublisherOptions, type Publisher } from './events/publisher'
 import { createRelay, type Relay } from './events/relay'
-import { brokerCheck, databaseCheck, outboxCheck, redisCheck, type ReadinessCheck } from './health/checks'
+import { brokerCheck, databaseCheck, evictionPolicy, outboxCheck, redisCheck, type ReadinessCheck } from './health/checks'
 import type { Logger } from './logger'
 import { createMetrics, type Metrics } from './metrics'
 import { createRequestTracker, type RequestTracker } from './request-hooks'
@@ -58,6 +58,7 @@ export async function createDeps(config: ServiceConfig, logger: Logger, clock: C
   const database = await openDatabase(config, logger)
   const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined
   if (!redis) logger.info('REDIS_URL is not set: sessions and rate limits are kept in this process (one instance only)')
+  else void warnIfEvicting(redis, logger)
   const publisher = config.amqpUrl ? createPublisher(config, config.amqpUrl, logger) : undefined
   const deps = await buildDeps(config, { database, redis, publisher }, logger, clock)
   return {
@@ -72,6 +73,12 @@ export async function createDeps(config: ServiceConfig, logger: Logger, clock: C
       await database.close()
     },
   }
+}
+
+// Once at start-up; /health/ready repeats it for whoever looks later.
+async function warnIfEvicting(redis: RedisClient, logger: Logger) {
+  const { maxmemory_policy, warning } = await evictionPolicy(redis)
+  if (warning) logger.warn({ maxmemory_policy }, warning)
 }
 
 /** Opens (and migrates) the configured database alone, for the commands that need nothing else. */
