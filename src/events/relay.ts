@@ -90,10 +90,17 @@ function startRelay({ database, publisher, logger, clock, options, onPublishFail
   // Capped at a second, so that the first cycle after a database outage comes within about a second of
   // its return; one transaction attempt a second does not hammer a database still down.
   const backoff = options.backoff ?? { initialMs: 100, maxMs: 1_000 }
-  const session = database.driver === 'postgres' ? database.openSession() : undefined
-  const db = session?.db ?? database.db
+  let session = database.driver === 'postgres' ? database.openSession() : undefined
   const exclusively = (work: (q: Database) => Promise<Outcome>): Promise<Outcome> =>
-    session ? session.db.transaction(async (tx) => ((await tryRelayLock(tx)) ? work(tx) : 'busy')) : work(db)
+    session ? session.db.transaction(async (tx) => ((await tryRelayLock(tx)) ? work(tx) : 'busy')) : work(database.db)
+  // After a failed cycle the session's one connection may be left in a state in which postgres.js never
+  // settles the next transaction (seen after pg_terminate_backend: the relay then went silent for good).
+  // A fresh session costs one connection; the old one is dropped without waiting.
+  function renewSession() {
+    if (database.driver !== 'postgres' || !session) return
+    void session.close().catch(() => {})
+    session = database.openSession()
+  }
 
   let timer: ReturnType<typeof setTimeout> | undefined
   let running: Promise<void> | undefined
@@ -141,6 +148,7 @@ function startRelay({ database, publisher, logger, clock, options, onPublishFail
       }
     } catch (err) {
       if (!closed) log.error({ err }, 'outbox relay: cycle failed (database?); retrying with backoff')
+      if (!closed) renewSession()
       return { delayMs: retryDelay(++failures), wakeable: false }
     }
     return { delayMs: options.sweepIntervalMs, wakeable: true }
@@ -197,7 +205,7 @@ function startRelay({ database, publisher, logger, clock, options, onPublishFail
     const now = clock.now()
     if (now - lastPruneAt < PRUNE_EVERY_MS) return
     lastPruneAt = now
-    await db.delete(outboxEvents).where(lt(outboxEvents.publishedAt, new Date(now - options.retentionMs)))
+    await (session?.db ?? database.db).delete(outboxEvents).where(lt(outboxEvents.publishedAt, new Date(now - options.retentionMs)))
   }
 
   const retryDelay = (failureCount: number) => backoffDelay(failureCount, backoff)
