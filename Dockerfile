@@ -5,7 +5,7 @@
 FROM oven/bun:1.4.5 AS build
 WORKDIR /src
 COPY package.json bun.lock ./
-# The patch that lets the compiler embed sharp's addon (see src/users/sharp.ts) is applied by the install.
+# The committed dependency patches (postgres.js, sharp), applied by bun on install.
 COPY patches ./patches
 RUN bun install --frozen-lockfile
 COPY tsconfig.json ./

@@ -46,6 +46,8 @@ const Env = Type.Object({
   POSTGRES_DB: text(),
   POSTGRES_USER: text(),
   POSTGRES_PASSWORD: Type.Optional(Type.String()),
+  DATABASE_CONNECT_TIMEOUT: duration,
+  DATABASE_STATEMENT_TIMEOUT: duration,
   REDIS_URL: url('redis|rediss'),
   AMQP_URL: url('amqp|amqps'),
   RABBITMQ_HOST: text(),
@@ -105,6 +107,7 @@ export const Config = Type.Object({
   /** Absent only on the embedded default, where main.ts generates and keeps one. */
   secretKey: Type.Optional(Type.String()),
   databaseUrl: Type.Optional(Type.String()),
+  databaseTimeouts: Type.Object({ connectTimeoutSeconds: Type.Integer({ minimum: 1 }), statementTimeoutSeconds: Type.Integer({ minimum: 1 }) }),
   redisUrl: Type.Optional(Type.String()),
   amqpUrl: Type.Optional(Type.String()),
   currentQueue: Type.Optional(Type.String()),
@@ -177,6 +180,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   return {
     secretKey: raw.SECRET_KEY,
     databaseUrl: raw.DATABASE_URL ?? postgresUrlFromParts(raw),
+    // Short, so that a database outage answers 503 quickly instead of holding requests for postgres.js' 30 s.
+    databaseTimeouts: {
+      connectTimeoutSeconds: parseDuration(raw.DATABASE_CONNECT_TIMEOUT ?? '2s'),
+      statementTimeoutSeconds: parseDuration(raw.DATABASE_STATEMENT_TIMEOUT ?? '5s'),
+    },
     redisUrl: raw.REDIS_URL,
     amqpUrl: raw.AMQP_URL ?? amqpUrlFromParts(raw),
     currentQueue: raw.CURRENT_QUEUE,

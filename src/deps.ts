@@ -5,7 +5,7 @@ import { targetQueues, type Config } from './config'
 import { openPglite, openPostgres, type Database, type DbHandle } from './db'
 import { createAmqpPublisher, type AmqpPublisherOptions, type Publisher } from './events/publisher'
 import { createRelay, type Relay } from './events/relay'
-import { brokerCheck, databaseCheck, outboxCheck, redisCheck, type ReadinessCheck } from './health/checks'
+import { brokerCheck, databaseCheck, evictionPolicy, outboxCheck, redisCheck, type ReadinessCheck } from './health/checks'
 import type { Logger } from './logger'
 import { createMetrics, type Metrics } from './metrics'
 import { createRequestTracker, type RequestTracker } from './request-hooks'
@@ -55,9 +55,10 @@ export type Stores = { sessions: SessionStore; limiter: RateLimiter }
 
 /** The one place that connects: Postgres (PGlite in DATA_DIR otherwise), Redis and RabbitMQ when configured. */
 export async function createDeps(config: ServiceConfig, logger: Logger, clock: Clock = systemClock) {
-  const database = await openDatabase(config)
+  const database = await openDatabase(config, logger)
   const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined
   if (!redis) logger.info('REDIS_URL is not set: sessions and rate limits are kept in this process (one instance only)')
+  else void warnIfEvicting(redis, logger)
   const publisher = config.amqpUrl ? createPublisher(config, config.amqpUrl, logger) : undefined
   const deps = await buildDeps(config, { database, redis, publisher }, logger, clock)
   return {
@@ -74,9 +75,17 @@ export async function createDeps(config: ServiceConfig, logger: Logger, clock: C
   }
 }
 
+// Once at start-up; /health/ready repeats it for whoever looks later.
+async function warnIfEvicting(redis: RedisClient, logger: Logger) {
+  const { maxmemory_policy, warning } = await evictionPolicy(redis)
+  if (warning) logger.warn({ maxmemory_policy }, warning)
+}
+
 /** Opens (and migrates) the configured database alone, for the commands that need nothing else. */
-export const openDatabase = (config: Config): Promise<DbHandle> =>
-  config.databaseUrl ? openPostgres(config.databaseUrl) : openPglite(`${config.dataDir}/pglite`)
+export const openDatabase = (config: Config, logger?: Logger): Promise<DbHandle> =>
+  config.databaseUrl
+    ? openPostgres(config.databaseUrl, { timeouts: config.databaseTimeouts, logger })
+    : openPglite(`${config.dataDir}/pglite`)
 
 /** The RabbitMQ publisher the configuration describes; it connects in the background and never blocks start-up. */
 export function createPublisher(config: Config, url: string, logger: Logger, overrides: Partial<AmqpPublisherOptions> = {}): Publisher {

@@ -52,7 +52,9 @@ export const errorsPlugin = (logger: Logger) =>
 function render(code: string | number, error: unknown): Response {
   // Matched by class, not by `code`: a plugin's registered error codes do not reach every scope.
   const cause = code === 'PARSE' && error instanceof Error ? error.cause : error
-  if (cause instanceof ApiError) return errorResponse(cause)
+  // Drizzle wraps a failed query's error (a DatabaseUnavailableError, say) in one of its own.
+  const api = apiErrorIn(cause)
+  if (api) return errorResponse(api)
   if (cause instanceof FieldErrors) return json(400, cause.fields)
   if (code === 'VALIDATION' && error instanceof ValidationError && error.type !== 'response')
     // A malformed path parameter names no resource: DRF's uuid converter answers 404 too.
@@ -63,6 +65,12 @@ function render(code: string | number, error: unknown): Response {
 }
 
 const notFound = new ApiError(404, 'not_found', 'Not found.')
+
+function apiErrorIn(error: unknown): ApiError | undefined {
+  for (let depth = 0; error instanceof Error && depth < 5; depth++, error = error.cause)
+    if (error instanceof ApiError) return error
+  return undefined
+}
 
 function fieldMessages(error: Pick<ValidationError, 'all'>): Record<string, string[]> {
   const fields: Record<string, string[]> = {}

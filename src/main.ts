@@ -78,17 +78,19 @@ async function serve(config: Config & { secretKey: string }, logger: Logger) {
   // line, rather than answering 500 to every upload.
   await loadSharp().catch((error: unknown) => exit(`cannot load libvips for profile pictures: ${error instanceof Error ? error.message : String(error)}`))
   const { deps, database, close } = await createDeps(config, logger)
-  const app = createApp(deps).listen({ hostname: config.host, port: config.port, maxRequestBodySize: SERVER_BODY_LIMIT })
+  const app = listen(createApp(deps), config, logger)
   logger.info({ port: config.port, database: database.driver, broker: config.amqpUrl !== undefined }, 'users service listening')
   // Stop accepting, let in-flight requests finish (cut off at the deadline), publish what the outbox
   // holds, then close the connections it needed.
   const shutdown = async (signal: string) => {
     logger.info({ signal }, 'shutting down')
-    const cutOff = setTimeout(() => void app.stop(true), SHUTDOWN_REQUESTS_MS)
-    await app.stop()
+    // Not awaited: it resolves only once every connection is closed, and an idle keep-alive connection
+    // (a browser's) would hold it until its idle timeout.
+    void app.server?.stop()
     // Handlers of clients that already left may still run; they need the pools a little longer.
     await Promise.race([deps.requests.idle(), Bun.sleep(SHUTDOWN_REQUESTS_MS)])
-    clearTimeout(cutOff)
+    // Every request has been answered: what is still open is idle, and is closed now.
+    await app.stop(true)
     await close(SHUTDOWN_FLUSH_MS)
     logger.info('stopped')
     // The log is buffered: what is still in the buffer is written before the process goes.
@@ -97,6 +99,20 @@ async function serve(config: Config & { secretKey: string }, logger: Logger) {
   }
   process.once('SIGTERM', shutdown)
   process.once('SIGINT', shutdown)
+}
+
+// Elysia listens with reusePort by default: a second instance on a taken port then started silently and
+// shared the port with the first. Without it, a taken port is an error, said in one line.
+function listen(app: ReturnType<typeof createApp>, config: Config & { secretKey: string }, logger: Logger) {
+  try {
+    return app.listen({ hostname: config.host, port: config.port, maxRequestBodySize: SERVER_BODY_LIMIT, reusePort: false })
+  } catch (error) {
+    const code = (error as { code?: string }).code
+    const reason = code === 'EADDRINUSE' ? 'the port is already in use' : error instanceof Error ? error.message : String(error)
+    logger.fatal({ host: config.host, port: config.port, code }, `cannot listen on ${config.host}:${config.port}: ${reason}`)
+    logger.flush()
+    process.exit(1)
+  }
 }
 
 // The container's HEALTHCHECK: the image has no shell or curl, so the binary asks itself.

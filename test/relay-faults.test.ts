@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, expect, test } from 'bun:test'
 import { and, asc, eq, isNull } from 'drizzle-orm'
 import type { Config } from '../src/config'
+import { createPublisher } from '../src/deps'
 import { PublishError, type Publisher } from '../src/events/publisher'
 import { outboxEvents } from '../src/events/table'
 import type { Logger } from '../src/logger'
@@ -249,3 +250,26 @@ function refusing(poison: string) {
     }
   }
 }
+
+test('with the production backoff, events flow again within about a second of the broker returning after a long outage', async () => {
+  const { proxy, url } = await brokerProxy()
+  const { app, user } = await (async () => {
+    const app = await eventsApp({ url, publisher: (config, logger) => createPublisher(config, url, logger) })
+    await waitFor(connected(app), 'the publisher to connect')
+    return { app, user: await app.registerUser({ full_name: 'Back 0' }) }
+  })()
+  await waitFor(() => received(user.id).length === 1, 'the created event')
+
+  proxy.cut()
+  await waitFor(() => !connected(app)(), 'the outage to be noticed')
+  expect((await rename(app, user, 'Back 1')).status).toBe(200)
+  // Long enough for an uncapped backoff to reach several seconds.
+  await Bun.sleep(8_000)
+
+  proxy.restore()
+  const restoredAt = performance.now()
+  await waitFor(() => fullNames(user.id).includes('Back 1'), 'the event held during the outage', 10_000)
+  const recoveryMs = performance.now() - restoredAt
+  console.info(`broker back → first event after ${Math.round(recoveryMs)} ms`)
+  expect(recoveryMs).toBeLessThan(2_500)
+}, 30_000)

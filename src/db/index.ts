@@ -8,8 +8,13 @@ import postgres from 'postgres'
 import initdbWasm from '../../node_modules/@electric-sql/pglite/dist/initdb.wasm' with { type: 'file' }
 import pgliteData from '../../node_modules/@electric-sql/pglite/dist/pglite.data' with { type: 'file' }
 import pgliteWasm from '../../node_modules/@electric-sql/pglite/dist/pglite.wasm' with { type: 'file' }
+import { backoffDelay } from '../backoff'
+import type { Logger } from '../logger'
+import { guardAvailability } from './availability'
 import { readMigrations } from './migrations'
 import * as schema from './schema'
+
+export { DatabaseUnavailableError } from './availability'
 
 /** Either driver, seen through Drizzle's common Postgres interface. */
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>
@@ -40,25 +45,59 @@ export type DbSession = { db: Database; close(): Promise<void> }
 export type DbHandle = {
   db: Database
   ping(): Promise<void>
+  /** False while the database is known to be unreachable (requests then answer 503 at once). */
+  isUp?(): boolean
   close(): Promise<void>
 } & ({ driver: 'postgres'; openSession(): DbSession } | { driver: 'pglite' })
 
 const casing = 'snake_case'
+const RECONNECT_BACKOFF = { initialMs: 50, maxMs: 1_000 }
 // Any constant works; it only has to be the same for every instance of this service.
 const MIGRATION_LOCK_KEY = 0x75736572
 
+/** How long the database may keep a caller waiting; see DATABASE_CONNECT_TIMEOUT and DATABASE_STATEMENT_TIMEOUT. */
+export type DatabaseTimeouts = { connectTimeoutSeconds: number; statementTimeoutSeconds: number }
+
+export const DEFAULT_DATABASE_TIMEOUTS: DatabaseTimeouts = { connectTimeoutSeconds: 2, statementTimeoutSeconds: 5 }
+
+// While the database is down only the availability probe reconnects, so a short interval costs little.
+const PROBE_INTERVAL_MS = 250
+
+/** postgres.js settings shared by the pool and the relay's session. */
+function clientOptions(max: number, timeouts: DatabaseTimeouts) {
+  return {
+    max,
+    onnotice: () => {},
+    // postgres.js waits 30 s by default, and backs off up to 20 s between attempts: a request waited as long.
+    connect_timeout: timeouts.connectTimeoutSeconds,
+    backoff: (retries: number) => backoffDelay(retries, RECONNECT_BACKOFF) / 1000,
+    connection: { statement_timeout: timeouts.statementTimeoutSeconds * 1000 },
+  }
+}
+
 /** Connects to a real Postgres and applies pending migrations, one instance at a time. */
-export async function openPostgres(url: string, options: { max?: number } = {}): Promise<DbHandle> {
-  await migrateWithLock(url)
-  const client = postgres(url, { max: options.max ?? 10, onnotice: () => {} })
+export async function openPostgres(
+  url: string,
+  options: { max?: number; timeouts?: DatabaseTimeouts; logger?: Pick<Logger, 'warn' | 'info'> } = {},
+): Promise<DbHandle> {
+  const timeouts = options.timeouts ?? DEFAULT_DATABASE_TIMEOUTS
+  await migrateWithLock(url, timeouts)
+  const { client, availability } = guardAvailability(postgres(url, clientOptions(options.max ?? 10, timeouts)), {
+    // Connecting and running one statement, and a little for the network: past that the caller gets a 503.
+    queryTimeoutMs: (timeouts.connectTimeoutSeconds + timeouts.statementTimeoutSeconds) * 1000 + 500,
+    probeIntervalMs: PROBE_INTERVAL_MS,
+    onDown: (err) => options.logger?.warn({ err }, 'database unreachable: requests answer 503 until it is back'),
+    onUp: () => options.logger?.info('database reachable again'),
+  })
   const db = drizzlePostgres(client, { schema, casing }) as unknown as Database
   return {
     db,
     driver: 'postgres',
-    ping: async () => void (await client`select 1`),
+    ping: async () => void (await client.unsafe('select 1')),
+    isUp: availability.isUp,
     close: () => client.end({ timeout: 5 }),
     openSession() {
-      const session = postgres(url, { max: 1, onnotice: () => {} })
+      const session = postgres(url, clientOptions(1, timeouts))
       // A short grace: whatever a closing session leaves uncommitted is simply done again later.
       return { db: drizzlePostgres(session, { schema, casing }) as unknown as Database, close: () => session.end({ timeout: 1 }) }
     },
@@ -67,8 +106,8 @@ export async function openPostgres(url: string, options: { max?: number } = {}):
 
 // A session-level advisory lock on a dedicated connection: instances starting
 // together wait here, and the later ones find nothing left to apply.
-async function migrateWithLock(url: string) {
-  const client = postgres(url, { max: 1, onnotice: () => {} })
+async function migrateWithLock(url: string, timeouts: DatabaseTimeouts) {
+  const client = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: timeouts.connectTimeoutSeconds })
   try {
     await client`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`
     await migrate(drizzlePostgres(client, { casing }))

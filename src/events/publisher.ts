@@ -1,5 +1,6 @@
 import { connect } from 'amqplib'
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib'
+import { backoffDelay } from '../backoff'
 
 /** A domain event taken from the outbox, published as-is. */
 export type OutboundEvent = { id: string; name: string; payload: unknown; createdAt: Date }
@@ -75,7 +76,9 @@ type Copy = { event: OutboundEvent; index: number; exchange: string; routingKey:
 export function createAmqpPublisher(options: AmqpPublisherOptions): Publisher {
   const exchange = options.exchange ?? DEFAULT_EXCHANGE
   const log = options.logger ?? consoleLogger
-  const backoff = options.backoff ?? { initialMs: 200, maxMs: 30_000 }
+  // A short cap: events flow again within about a second of the broker's return (a 30 s cap made
+  // recovery take as long as the outage), and one connect per second does not hammer a broker still down.
+  const backoff = options.backoff ?? { initialMs: 200, maxMs: 1_000 }
   const timeoutMs = options.timeoutMs ?? 5_000
   const requireExchangeRoute = options.requireExchangeRoute ?? false
 
@@ -283,12 +286,6 @@ function encodeEvents(events: OutboundEvent[]): { event: OutboundEvent; body: Bu
 
 function copyKey(exchange: string, routingKey: string, messageId: string): string {
   return JSON.stringify([exchange, routingKey, messageId])
-}
-
-/** Capped exponential backoff with equal jitter, so reconnecting publishers do not stampede the broker. */
-function backoffDelay(failures: number, { initialMs, maxMs }: { initialMs: number; maxMs: number }): number {
-  const ceiling = Math.min(maxMs, initialMs * 2 ** failures)
-  return ceiling / 2 + (Math.random() * ceiling) / 2
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

@@ -1,5 +1,6 @@
 import { and, asc, eq, inArray, isNotNull, isNull, lt, notExists, or, sql } from 'drizzle-orm'
 import { alias } from 'drizzle-orm/pg-core'
+import { backoffDelay } from '../backoff'
 import type { Clock } from '../clock'
 import type { Database, DbHandle } from '../db'
 import type { Logger } from '../logger'
@@ -86,11 +87,20 @@ export function createRelay(deps: RelayDeps): Relay {
 
 function startRelay({ database, publisher, logger, clock, options, onPublishFailure }: RelayDeps & { publisher: Publisher }): Relay {
   const log = logger.child({ component: 'outbox-relay' })
-  const backoff = options.backoff ?? { initialMs: 100, maxMs: 30_000 }
-  const session = database.driver === 'postgres' ? database.openSession() : undefined
-  const db = session?.db ?? database.db
+  // Capped at a second, so that the first cycle after a database outage comes within about a second of
+  // its return; one transaction attempt a second does not hammer a database still down.
+  const backoff = options.backoff ?? { initialMs: 100, maxMs: 1_000 }
+  let session = database.driver === 'postgres' ? database.openSession() : undefined
   const exclusively = (work: (q: Database) => Promise<Outcome>): Promise<Outcome> =>
-    session ? session.db.transaction(async (tx) => ((await tryRelayLock(tx)) ? work(tx) : 'busy')) : work(db)
+    session ? session.db.transaction(async (tx) => ((await tryRelayLock(tx)) ? work(tx) : 'busy')) : work(database.db)
+  // After a failed cycle the session's one connection may be left in a state in which postgres.js never
+  // settles the next transaction (seen after pg_terminate_backend: the relay then went silent for good).
+  // A fresh session costs one connection; the old one is dropped without waiting.
+  function renewSession() {
+    if (database.driver !== 'postgres' || !session) return
+    void session.close().catch(() => {})
+    session = database.openSession()
+  }
 
   let timer: ReturnType<typeof setTimeout> | undefined
   let running: Promise<void> | undefined
@@ -131,14 +141,15 @@ function startRelay({ database, publisher, logger, clock, options, onPublishFail
         if (outcome === 'published' || outcome === 'gave-up') continue
         if (outcome === 'busy') return { delayMs: BUSY_RETRY_MS, wakeable: true }
         if (outcome === 'disconnected') return { delayMs: DISCONNECTED_POLL_MS, wakeable: true }
-        if (outcome === 'failed') return { delayMs: backoffDelay(++failures), wakeable: false }
+        if (outcome === 'failed') return { delayMs: retryDelay(++failures), wakeable: false }
         failures = 0
         await pruneIfDue()
         return { delayMs: options.sweepIntervalMs, wakeable: true }
       }
     } catch (err) {
       if (!closed) log.error({ err }, 'outbox relay: cycle failed (database?); retrying with backoff')
-      return { delayMs: backoffDelay(++failures), wakeable: false }
+      if (!closed) renewSession()
+      return { delayMs: retryDelay(++failures), wakeable: false }
     }
     return { delayMs: options.sweepIntervalMs, wakeable: true }
   }
@@ -194,12 +205,10 @@ function startRelay({ database, publisher, logger, clock, options, onPublishFail
     const now = clock.now()
     if (now - lastPruneAt < PRUNE_EVERY_MS) return
     lastPruneAt = now
-    await db.delete(outboxEvents).where(lt(outboxEvents.publishedAt, new Date(now - options.retentionMs)))
+    await (session?.db ?? database.db).delete(outboxEvents).where(lt(outboxEvents.publishedAt, new Date(now - options.retentionMs)))
   }
 
-  function backoffDelay(failureCount: number) {
-    return Math.min(backoff.maxMs, backoff.initialMs * 2 ** (failureCount - 1))
-  }
+  const retryDelay = (failureCount: number) => backoffDelay(failureCount, backoff)
 
   // Delivers whatever was left from before this start (a backlog kept while no broker was configured, say).
   run()

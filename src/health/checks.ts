@@ -13,23 +13,46 @@ export type ReadinessCheck = { name: string; check(): Promise<CheckResult> }
 const OUTBOX_STUCK_AFTER_MS = 60_000
 
 /** Whether the database answers a query. */
-export const databaseCheck = (database: Pick<DbHandle, 'ping'>): ReadinessCheck => ({
+export const databaseCheck = (database: Pick<DbHandle, 'ping' | 'isUp'>): ReadinessCheck => ({
   name: 'database',
   // The driver's message would name hosts and ports on an unauthenticated route.
   check: () => database.ping().then(
     () => ({ status: 'up' }),
-    () => ({ status: 'down', error: 'the database did not answer' }),
+    () => ({
+      status: 'down',
+      error: database.isUp?.() === false ? 'the database cannot be reached; requests answer 503 until it is back' : 'the database did not answer',
+    }),
   ),
 })
 
-/** Whether Redis answers a PING (sessions and rate limits need it on every authenticated request). */
-export const redisCheck = (redis: Pick<RedisClient, 'ping'>): ReadinessCheck => ({
+/**
+ * Whether Redis answers a PING (sessions and rate limits need it on every authenticated request), and
+ * whether it may evict keys: an evicted session logs its user out without a word, so anything but
+ * `noeviction` is reported (the check stays up: the service works, it just may lose sessions).
+ */
+export const redisCheck = (redis: Pick<RedisClient, 'ping' | 'configGet'>): ReadinessCheck => ({
   name: 'redis',
-  check: () => redis.ping().then(
-    () => ({ status: 'up' }),
-    () => ({ status: 'down', error: 'Redis did not answer' }),
-  ),
+  check: async () => {
+    const answered = await redis.ping().then(() => true, () => false)
+    if (!answered) return { status: 'down', error: 'Redis did not answer' }
+    return { status: 'up', ...(await evictionPolicy(redis)) }
+  },
 })
+
+/** What Redis says of its eviction policy, with a warning when it may evict session keys. */
+export async function evictionPolicy(redis: Pick<RedisClient, 'configGet'>): Promise<{ maxmemory_policy: string; warning?: string }> {
+  // Managed Redis services often refuse CONFIG: then nobody here can tell, and the operator must check.
+  const policy = await redis.configGet('maxmemory-policy').then(
+    (config) => config['maxmemory-policy'] ?? 'unknown',
+    () => 'unknown',
+  )
+  if (policy === 'noeviction') return { maxmemory_policy: policy }
+  const warning =
+    policy === 'unknown'
+      ? 'Redis refused CONFIG GET maxmemory-policy: make sure it is noeviction, or sessions may be evicted (users logged out)'
+      : `Redis maxmemory-policy is ${policy}: under memory pressure it evicts sessions (users logged out); set noeviction`
+  return { maxmemory_policy: policy, warning }
+}
 
 /** Whether the publisher has a confirm channel open to RabbitMQ. */
 export const brokerCheck = (publisher: Pick<Publisher, 'isConnected'>): ReadinessCheck => ({

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import diagnosticsChannel from 'node:diagnostics_channel'
 import { createClient, type RedisClientType } from 'redis'
+import { backoffDelay } from '../backoff'
 import { StoreUnavailableError } from './store'
 
 /** The node-redis client the Redis-backed stores expect. */
@@ -12,14 +13,12 @@ export type RedisLogger = {
   warn(obj: object, msg: string): void
 }
 
-const MAX_BACKOFF_MS = 2_000
+const RECONNECT_BACKOFF = { initialMs: 50, maxMs: 1_000 }
 // A blackholed connection would otherwise hang every authenticated request; fail and let the route answer 503.
 const COMMAND_TIMEOUT_MS = 1_000
 
-/** Exponential backoff with jitter, capped so recovery after an outage takes at most a couple of seconds. */
-export function reconnectDelay(retries: number): number {
-  return Math.min(50 * 2 ** retries, MAX_BACKOFF_MS) + Math.floor(Math.random() * 100)
-}
+/** The shared backoff, capped so recovery after an outage takes about a second. */
+export const reconnectDelay = (retries: number): number => Math.round(backoffDelay(retries + 1, RECONNECT_BACKOFF))
 
 /**
  * Creates a client that reconnects forever and rejects commands immediately while disconnected.
