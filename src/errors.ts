@@ -1,6 +1,7 @@
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import { Elysia, t, ValidationError } from 'elysia'
 import type { Logger } from './logger'
+import { RecoveryError, type RecoveryErrorCode } from './recovery/errors'
 
 /** An error the client caused or must hear about, rendered as `{detail, code}` with its status. */
 export class ApiError extends Error {
@@ -52,6 +53,7 @@ function render(code: string | number, error: unknown): Response {
   const cause = code === 'PARSE' && error instanceof Error ? error.cause : error
   if (cause instanceof ApiError) return errorResponse(cause)
   if (cause instanceof FieldErrors) return json(400, cause.fields)
+  if (cause instanceof RecoveryError) return json(400, { [recoveryFields[cause.code]]: [cause.message] })
   if (code === 'VALIDATION' && error instanceof ValidationError && error.type !== 'response')
     // A malformed path parameter names no resource: DRF's uuid converter answers 404 too.
     return error.type === 'params' ? errorResponse(notFound) : json(400, fieldMessages(error))
@@ -61,6 +63,13 @@ function render(code: string | number, error: unknown): Response {
 }
 
 const notFound = new ApiError(404, 'not_found', 'Not found.')
+
+// Every recovery failure is a DRF field error, so the frontend shows it beside the field it names.
+const recoveryFields: Record<RecoveryErrorCode, string> = {
+  invalid_token: 'token',
+  invalid_code: 'code',
+  token_required: 'token',
+}
 
 function fieldMessages(error: Pick<ValidationError, 'all'>): Record<string, string[]> {
   const fields: Record<string, string[]> = {}

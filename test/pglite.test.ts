@@ -33,7 +33,7 @@ test('register, login, me, update, refresh, get and delete work on PGlite', asyn
   const login = await t.call('POST', '/api/users/login', { body: { email: 'embedded@example.com', password: user.password } })
   expect(login.status).toBe(200)
   const me = await t.call('GET', '/api/users/me/', { token: login.body.access })
-  expect(me.body).toEqual({ id: user.id, email: 'embedded@example.com', full_name: 'Embedded', profile_pic: null })
+  expect(me.body).toEqual({ id: user.id, email: 'embedded@example.com', email_verified: false, full_name: 'Embedded', profile_pic: null })
   const update = await t.call('PATCH', '/api/users/update/', { token: login.body.access, body: { full_name: 'Renamed' } })
   expect(update.body.full_name).toBe('Renamed')
   const refresh = await t.call('POST', '/api/users/refresh/', { body: { refresh: login.body.refresh } })
