@@ -142,6 +142,7 @@ describe('importing into a service that already has a user', () => {
 
   test('copies pictures from --media into storage, and reports the ones it cannot copy', async () => {
     const key = (await userRow(t, ann.id))?.profilePic
+    expect((await userRow(t, ann.id))?.emailVerified).toBe(true)
     expect(key).toStartWith(`profile-pics/${ann.id}/`)
     expect(await Bun.file(join(t.mediaDir, key!)).bytes()).toEqual(png(0, 128, 255))
     const profile = await t.call('GET', `/api/users/${ann.id}/`, { token: (await t.registerUser()).access })
@@ -222,6 +223,8 @@ describe('a dry run, then the import with events', () => {
     expect(events.find((event) => event.userId === ann.id)?.payload).toEqual({
       id: ann.id,
       email: 'ann.smith@example.com',
+      // The old service's users count as verified (docs/recovery.md).
+      email_verified: true,
       full_name: 'Ann Smith',
       profile_pic: `http://users.test/api/users/media/${key}`,
     })
