@@ -66,7 +66,7 @@ test('without a broker events wait in the outbox, the log says so once, and a br
   expect(lines.filter((line) => line.msg.includes('no broker configured'))).toHaveLength(1)
 
   // What a restart with AMQP_URL set builds over the same database.
-  const config = testConfig(env)
+  const config = testConfig({ ...env, DATA_DIR: t.dataDir })
   const publisher = testPublisher()(config, logger)
   const restarted = await buildDeps(config, { database: t.database, publisher, stores: t.stores }, logger, t.clock)
   try {
@@ -74,7 +74,7 @@ test('without a broker events wait in the outbox, the log says so once, and a br
     await waitFor(() => names().length === 2, 'the backlog')
     expect(names()).toEqual(['Backlog 1', 'Backlog 2'])
   } finally {
-    await restarted.relay.stop({ deadlineMs: 1_000 })
+    await Promise.all([restarted.relay.stop({ deadlineMs: 1_000 }), restarted.mailRelay.stop({ deadlineMs: 1_000 })])
     await publisher.close()
   }
 })
