@@ -9,6 +9,7 @@ import { restoreStringFormats } from './formats'
 import { requestHooks } from './request-hooks'
 import { relayWakeup } from './events/plugin'
 import { healthRoutes } from './health/routes'
+import { recoveryRoutes } from './recovery/routes'
 import { sessionsRoutes } from './sessions/routes'
 import { mediaRoutes } from './storage/routes'
 import { usersRoutes } from './users/routes'
@@ -33,12 +34,15 @@ export function createApp(deps: Deps) {
     )
     .use(apiDocs())
     .use(relayWakeup(deps.relay))
+    // The same after-response wake-up: a request that queued a message sees it leave within milliseconds.
+    .use(relayWakeup(deps.mailRelay))
     .use(healthRoutes(deps.readiness, deps.metrics))
     .use(requestBodies(bodyLimits(deps.config)))
     .use(authRoutes(deps))
     .use(sessionsRoutes(deps))
     .use(mediaRoutes(deps.files))
     .use(usersRoutes(deps))
+    .use(recoveryRoutes(deps))
 }
 
 /** JSON bodies up to MAX_BODY_BYTES; a multipart form may carry a whole picture and a little more. */

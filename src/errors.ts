@@ -3,6 +3,7 @@ import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import { Elysia, t, ValidationError } from 'elysia'
 import { characterCount } from './formats'
 import type { Logger } from './logger'
+import { RecoveryError, type RecoveryErrorCode } from './recovery/errors'
 
 /** An error the client caused or must hear about, rendered as `{detail, code}` with its status. */
 export class ApiError extends Error {
@@ -56,6 +57,7 @@ function render(code: string | number, error: unknown): Response {
   const api = apiErrorIn(cause)
   if (api) return errorResponse(api)
   if (cause instanceof FieldErrors) return json(400, cause.fields)
+  if (cause instanceof RecoveryError) return json(400, { [recoveryFields[cause.code]]: [cause.message] })
   if (code === 'VALIDATION' && error instanceof ValidationError && error.type !== 'response')
     // A malformed path parameter names no resource: DRF's uuid converter answers 404 too.
     return error.type === 'params' ? errorResponse(notFound) : json(400, fieldMessages(error))
@@ -70,6 +72,13 @@ function apiErrorIn(error: unknown): ApiError | undefined {
   for (let depth = 0; error instanceof Error && depth < 5; depth++, error = error.cause)
     if (error instanceof ApiError) return error
   return undefined
+}
+
+// Every recovery failure is a DRF field error, so the frontend shows it beside the field it names.
+const recoveryFields: Record<RecoveryErrorCode, string> = {
+  invalid_token: 'token',
+  invalid_code: 'code',
+  token_required: 'token',
 }
 
 function fieldMessages(error: Pick<ValidationError, 'all'>): Record<string, string[]> {

@@ -1,5 +1,5 @@
 import type { ServiceConfig } from '../deps'
-import { fieldError, FieldErrors, unauthorized } from '../errors'
+import { ApiError, fieldError, FieldErrors, unauthorized } from '../errors'
 import { throttled, type Limit, type RateDecision, type RateLimiter } from '../sessions/rate-limiter'
 import { sanitizeMetadata, type SessionStore } from '../sessions/store'
 import type { UsersDeps } from '../users/service'
@@ -54,6 +54,9 @@ export async function login(deps: AuthDeps, email: string, password: string, cli
     throw new FieldErrors({ email: [INVALID_CREDENTIALS], password: [INVALID_CREDENTIALS] })
   }
   await attempt.succeeded()
+  // Only after the password: an unverified account is not revealed to someone who does not know it.
+  if (deps.config.recovery.requireEmailVerification && !user.emailVerified)
+    throw new ApiError(403, 'email_not_verified', 'Verify your email address before logging in.')
   // Old formats (and argon2id below today's cost) are upgraded now, while the plain password is at hand.
   const rehashed = deps.passwords.needsRehash(user.passwordHash)
     ? await deps.passwords.hash(deps.passwords.canonical(password, user.passwordHash))
@@ -128,7 +131,8 @@ export async function logout(deps: AuthDeps, userId: string, token: string) {
   if (await deps.sessions.end(claims.sid)) deps.metrics.sessionsEnded.inc({ reason: 'logout' })
 }
 
-async function startSession(deps: AuthDeps, userId: string, client: Client) {
+/** Starts a new session for the user (a login's, a registration's, a password reset's) and returns its token pair. */
+export async function startSession(deps: Pick<AuthDeps, 'tokens' | 'sessions' | 'config' | 'clock'>, userId: string, client: Client) {
   const sid = crypto.randomUUID()
   const { pair, refreshJti } = await deps.tokens.issuePair(userId, sid)
   await deps.sessions.create({
