@@ -1,5 +1,6 @@
 import { cors } from '@elysiajs/cors'
 import { Elysia } from 'elysia'
+import { adminRoutes } from './admin/routes'
 import { authRoutes } from './auth/routes'
 import { requestBodies } from './body'
 import type { Deps } from './deps'
@@ -13,6 +14,7 @@ import { recoveryRoutes } from './recovery/routes'
 import { sessionsRoutes } from './sessions/routes'
 import { mediaRoutes } from './storage/routes'
 import { usersRoutes } from './users/routes'
+import { securityLogRoutes } from './users/security-log-routes'
 
 /** The whole HTTP API over the given dependencies; opens no connection itself. */
 export function createApp(deps: Deps) {
@@ -43,6 +45,8 @@ export function createApp(deps: Deps) {
     .use(mediaRoutes(deps.files))
     .use(usersRoutes(deps))
     .use(recoveryRoutes(deps))
+    .use(securityLogRoutes(deps))
+    .use(adminRoutes(deps))
 }
 
 /** JSON bodies up to MAX_BODY_BYTES; a multipart form may carry a whole picture and a little more. */

@@ -10,3 +10,13 @@ export function clientAddress(request: Request, socketAddress: string | undefine
   const forwarded = (request.headers.get('x-forwarded-for') ?? '').split(',').map((entry) => entry.trim()).filter(Boolean)
   return forwarded[forwarded.length - trustedHops] ?? socketAddress ?? null
 }
+
+/** The caller of a request, for a route's `derive`: its address as {@link clientAddress} finds it, and its user agent. */
+export const requestClient = (
+  request: Request,
+  server: { requestIP(request: Request): { address: string } | null } | null,
+  trustedHops: number,
+): Client => ({
+  ip: clientAddress(request, server?.requestIP(request)?.address, trustedHops),
+  userAgent: request.headers.get('user-agent'),
+})

@@ -1,6 +1,7 @@
 import { Elysia, t } from 'elysia'
 import { authGuard, type GuardDeps } from '../auth/guard'
-import { logout, type AuthDeps } from '../auth/service'
+import { requestClient } from '../auth/client'
+import { endOwnSession, logout, logoutAll, type AuthDeps } from '../auth/service'
 import { ApiError, ErrorBody, FieldErrorsBody } from '../errors'
 
 const Session = t.Object({
@@ -18,10 +19,11 @@ const errors = { 401: ErrorBody, 503: ErrorBody }
 export const sessionsRoutes = (deps: AuthDeps & GuardDeps) =>
   new Elysia({ prefix: '/api/users', tags: ['sessions'] })
     .use(authGuard(deps))
+    .derive(({ request, server }) => ({ client: requestClient(request, server, deps.config.trustedProxyHops) }))
     .post(
       '/logout',
-      async ({ user, body, set }) => {
-        await logout(deps, user.id, body.refresh)
+      async ({ user, body, client, set }) => {
+        await logout(deps, user.id, body.refresh, client)
         set.status = 204
       },
       {
@@ -33,8 +35,8 @@ export const sessionsRoutes = (deps: AuthDeps & GuardDeps) =>
     )
     .post(
       '/logout-all',
-      async ({ user, set }) => {
-        deps.metrics.sessionsEnded.inc({ reason: 'logout_all' }, await deps.sessions.endAllForUser(user.id))
+      async ({ user, client, set }) => {
+        await logoutAll(deps, user.id, client)
         set.status = 204
       },
       { auth: true, response: { 204: t.Void(), ...errors }, detail: { summary: 'End every session of the caller' } },
@@ -54,10 +56,8 @@ export const sessionsRoutes = (deps: AuthDeps & GuardDeps) =>
     )
     .delete(
       '/sessions/:id',
-      async ({ user, params, set }) => {
-        // Someone else's session is as unknown as a missing one.
-        if ((await deps.sessions.owner(params.id)) !== user.id) throw new ApiError(404, 'not_found', 'Session not found.')
-        if (await deps.sessions.end(params.id)) deps.metrics.sessionsEnded.inc({ reason: 'session_ended_by_user' })
+      async ({ user, params, client, set }) => {
+        if (!(await endOwnSession(deps, user.id, params.id, client))) throw new ApiError(404, 'not_found', 'Session not found.')
         set.status = 204
       },
       {

@@ -1,4 +1,5 @@
 import { Elysia, t } from 'elysia'
+import { requestClient, type Client } from '../auth/client'
 import { authGuard, type GuardDeps } from '../auth/guard'
 import type { TokenClaims } from '../auth/tokens'
 import type { ServiceConfig } from '../deps'
@@ -38,14 +39,14 @@ export const usersRoutes = (
   const present = (user: UserRow, withEmail: boolean) => toUserBody(user, withEmail, deps.files)
 
   // A password change ends every other session; the caller's own continues.
-  const update = async ({ user: cached, claims, body }: { user: UserRow; claims: TokenClaims; body: UpdateBody }) => {
+  const update = async ({ user: cached, claims, body, client }: { user: UserRow; claims: TokenClaims; body: UpdateBody; client: Client }) => {
     // The current password is checked against the stored hash, never a cached copy.
     const user = await findUserById(deps.db, cached.id)
     if (!user) throw userNotFound()
     const picture = await readPicture(body.profile_pic, user.id, pictureLimits(deps.config))
     const endOtherSessions = async () =>
       deps.metrics.sessionsEnded.inc({ reason: 'password_change' }, await deps.sessions.endAllForUser(user.id, { except: claims.sid }))
-    return present(await updateUser(deps, user, body, picture, endOtherSessions), true)
+    return present(await updateUser(deps, user, body, picture, endOtherSessions, client), true)
   }
 
   const updateOptions = {
@@ -69,6 +70,7 @@ export const usersRoutes = (
 
   return new Elysia({ prefix: '/api/users', tags: ['users'] })
     .use(authGuard(deps))
+    .derive(({ request, server }) => ({ client: requestClient(request, server, deps.config.trustedProxyHops) }))
     .get('/me', ({ user }) => present(user, true), {
       auth: true,
       response: { 200: User, ...authErrors },
