@@ -1,7 +1,14 @@
 import { t } from 'elysia'
-import { SECURITY_EVENT_TYPES, type SecurityEventRow } from './table'
+import { SECURITY_EVENT_TYPES, type SecurityEventRow, type SecurityEventType as SecurityEventTypeName } from './table'
 
-export const SecurityEventType = t.UnionEnum(SECURITY_EVENT_TYPES, { description: 'The kind of event' })
+// A union of literals, not t.UnionEnum: Elysia fills an absent optional UnionEnum query parameter with its
+// first value, which turned "no type filter" into "register only".
+export const SecurityEventType = t.Unsafe<SecurityEventTypeName>(
+  t.Union(
+    SECURITY_EVENT_TYPES.map((type) => t.Literal(type)),
+    { description: 'The kind of event' },
+  ),
+)
 
 /** What a user sees of one of their own events. */
 export const OwnSecurityEvent = t.Object({
