@@ -9,8 +9,8 @@ import { restoreStringFormats } from './formats'
 import { requestHooks } from './request-hooks'
 import { relayWakeup } from './events/plugin'
 import { healthRoutes } from './health/routes'
-import { sessionsRoutes } from './sessions/routes'
-import { mediaRoutes } from './storage/routes'
+import { sessionsRoutes } from './auth/sessions-routes'
+import { mediaRoutes } from './users/media-routes'
 import { usersRoutes } from './users/routes'
 
 /** The whole HTTP API over the given dependencies; opens no connection itself. */

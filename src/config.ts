@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import { algorithmOf } from './auth/tokens'
+import { algorithmOf } from './key-algorithm'
 
 /** A setting that cannot be used; the message names the variable. */
 export class ConfigError extends Error {}
@@ -163,6 +163,9 @@ export const Config = Type.Object({
   logLevel: Type.String(),
 })
 export type Config = Static<typeof Config>
+
+/** The configuration a running service holds: a secret key always (main.ts generates one when none is set). */
+export type ServiceConfig = Config & { secretKey: string }
 
 /** The one reader of the environment: parses and checks every setting, or throws a ConfigError naming the variable. */
 export function loadConfig(env: Record<string, string | undefined>): Config {

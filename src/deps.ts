@@ -1,7 +1,7 @@
-import { createPasswords, type Passwords } from './auth/passwords'
-import { createTokens, type Tokens } from './auth/tokens'
+import { createPasswords, type Passwords } from './users/passwords'
+import { createTokens, type Tokens } from './sessions/tokens'
 import { systemClock, type Clock } from './clock'
-import { targetQueues, type Config } from './config'
+import { targetQueues, type Config, type ServiceConfig } from './config'
 import { openPglite, openPostgres, type Database, type DbHandle } from './db'
 import { createAmqpPublisher, type AmqpPublisherOptions, type Publisher } from './events/publisher'
 import { createRelay, type Relay } from './events/relay'
@@ -18,8 +18,6 @@ import { createRedisSessionStore } from './sessions/redis-store'
 import type { SessionStore } from './sessions/store'
 import { createFileStore, type FileStore } from './storage/files'
 import { createUserCache, redisInvalidationBus, type UserCache } from './users/cache'
-
-export type ServiceConfig = Config & { secretKey: string }
 
 /** Everything that touches the outside world, built once and passed to createApp. */
 export type Deps = {

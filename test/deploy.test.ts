@@ -116,7 +116,7 @@ describe('Dockerfile', () => {
     const patches = instructions.findIndex((line) => line === 'COPY patches ./patches')
     expect(patches).toBeGreaterThan(-1)
     expect(patches).toBeLessThan(install)
-    expect(Object.values(JSON.parse(read('package.json')).patchedDependencies)).toEqual(['patches/sharp@0.35.5.patch'])
+    expect(Object.values(JSON.parse(read('package.json')).patchedDependencies)).toEqual(['patches/sharp@0.35.5.patch', 'patches/postgres@3.4.9.patch'])
   })
 
   test('builds with the same script CI uses to build the binary', () => {

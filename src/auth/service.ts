@@ -1,13 +1,15 @@
-import type { ServiceConfig } from '../deps'
+import type { ServiceConfig } from '../config'
 import { fieldError, FieldErrors, unauthorized } from '../errors'
+import { tokenNotValid, unknownUser, userInactive } from '../sessions/errors'
 import { throttled, type Limit, type RateDecision, type RateLimiter } from '../sessions/rate-limiter'
 import { sanitizeMetadata, type SessionStore } from '../sessions/store'
 import type { UsersDeps } from '../users/service'
 import type { UserCache } from '../users/cache'
-import { createUser, findUserByEmail, recordLogin } from '../users/service'
+import { findUserByEmail } from '../users/lookup'
+import { createUser, recordLogin } from '../users/service'
 import type { Client } from './client'
 import type { Metrics } from '../metrics'
-import type { Tokens } from './tokens'
+import type { Tokens } from '../sessions/tokens'
 
 export type AuthDeps = Omit<UsersDeps, 'userCache'> & {
   userCache: Pick<UserCache, 'get' | 'invalidate'>
@@ -147,10 +149,3 @@ function throwIfLimited(deps: Pick<AuthDeps, 'metrics'>, limit: string, decision
   deps.metrics.rateLimited.inc({ limit })
   throw throttled(decision.retryAfterSeconds)
 }
-
-// simplejwt's answers, which the old clients know; the guard gives the same.
-export const tokenNotValid = () => unauthorized('Token is invalid or expired', 'token_not_valid')
-export const unknownUser = () => unauthorized('User not found', 'user_not_found')
-
-/** simplejwt's answer for a valid token of a deactivated user. */
-export const userInactive = () => unauthorized('User is inactive', 'user_inactive')

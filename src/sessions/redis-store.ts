@@ -1,4 +1,4 @@
-import type { TokenPair } from '../auth/tokens'
+import type { TokenPair } from './tokens'
 import { luaScript, redisCall, runScript, type RedisClient } from './redis-client'
 import {
   sanitizeMetadata,

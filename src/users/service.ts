@@ -1,9 +1,9 @@
-import { and, eq, sql } from 'drizzle-orm'
-import { isCommonPassword, type Passwords } from '../auth/passwords'
+import { and, eq } from 'drizzle-orm'
+import { isCommonPassword, type Passwords } from './passwords'
 import type { Clock } from '../clock'
-import { preparedPerDatabase, type Database } from '../db'
+import type { Database } from '../db'
 import { fieldError, FieldErrors } from '../errors'
-import { recordUserEvent, userEventRow } from '../events/outbox'
+import { recordUserEvent, userEventRow } from './events'
 import { outboxEvents } from '../events/table'
 import type { Logger } from '../logger'
 import type { Metrics } from '../metrics'
@@ -47,23 +47,6 @@ export async function createUser(
   const event = db.$with('event').as(db.insert(outboxEvents).values(userEventRow('user.created', user, now, files)).returning({ seq: outboxEvents.seq }))
   const [created] = await db.with(event).insert(users).values(row).returning().catch(rethrowEmailTaken)
   return created!
-}
-
-const userById = preparedPerDatabase((db) =>
-  db.select().from(users).where(eq(users.id, sql.placeholder('id'))).prepare('user_by_id'),
-)
-const userByEmail = preparedPerDatabase((db) =>
-  db.select().from(users).where(eq(users.email, sql.placeholder('email'))).prepare('user_by_email'),
-)
-
-export async function findUserById(db: Database, id: string) {
-  const [user] = await userById(db).execute({ id })
-  return user
-}
-
-export async function findUserByEmail(db: Database, email: string) {
-  const [user] = await userByEmail(db).execute({ email: email.toLowerCase() })
-  return user
 }
 
 /** Runs inside the change's transaction, after the write: if it throws, the change is rolled back. */

@@ -1,7 +1,7 @@
 import { Elysia } from 'elysia'
 import { ApiError, ErrorBody } from '../errors'
-import { IMAGE_TYPES_BY_EXTENSION } from '../users/picture'
-import type { FileStore } from './files'
+import { IMAGE_TYPES_BY_EXTENSION } from './picture'
+import type { FileStore } from '../storage/files'
 
 // Exactly the keys pictureKey makes; anything else (dot segments, other folders) is not a picture here.
 const PICTURE_KEY = /^profile-pics\/[0-9a-f-]{36}\/[0-9a-f]{32}\.(jpg|png|gif|webp)$/

@@ -1,9 +1,9 @@
 import { Elysia } from 'elysia'
 import { unauthorized } from '../errors'
 import type { SessionStore } from '../sessions/store'
-import type { UserCache } from '../users/cache'
-import { tokenNotValid, unknownUser, userInactive } from './service'
-import type { Tokens } from './tokens'
+import type { UserCache } from './cache'
+import { tokenNotValid, unknownUser, userInactive } from '../sessions/errors'
+import type { Tokens } from '../sessions/tokens'
 
 // The old fleet sends `JWT <token>` (simplejwt's AUTH_HEADER_TYPES); `Bearer` is the standard.
 const AUTHORIZATION = /^(?:JWT|Bearer) +([\w-]+\.[\w-]+\.[\w-]*)$/i

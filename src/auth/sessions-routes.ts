@@ -1,6 +1,6 @@
 import { Elysia, t } from 'elysia'
-import { authGuard, type GuardDeps } from '../auth/guard'
-import { logout, type AuthDeps } from '../auth/service'
+import { authGuard, type GuardDeps } from '../users/guard'
+import { logout, type AuthDeps } from './service'
 import { ApiError, ErrorBody, FieldErrorsBody } from '../errors'
 
 const Session = t.Object({
