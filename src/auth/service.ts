@@ -1,7 +1,7 @@
 import type { ServiceConfig } from '../config'
-import { fieldError, FieldErrors, unauthorized } from '../errors'
-import { tokenNotValid, unknownUser, userInactive } from '../sessions/errors'
-import { throttled, type Limit, type RateDecision, type RateLimiter } from '../sessions/rate-limiter'
+import { fieldError, FieldErrors, throttled } from '../errors'
+import { SESSION_ERRORS } from '../sessions/errors'
+import type { Limit, RateDecision, RateLimiter } from '../sessions/rate-limiter'
 import { sanitizeMetadata, type SessionStore } from '../sessions/store'
 import type { UsersDeps } from '../users/service'
 import type { UserCache } from '../users/cache'
@@ -65,7 +65,7 @@ export async function login(deps: AuthDeps, email: string, password: string, cli
   return startSession(deps, user.id, client)
 }
 
-/** Counts a login attempt under each limit (or throws the 429); `succeeded` takes it back. */
+/** Counts a login attempt under each limit (or throws `throttled`); `succeeded` takes it back. */
 async function countLoginAttempt(deps: AuthDeps, account: string, ip: string | null) {
   const { limits } = deps.config
   // Without an address (a caller in process, never one over HTTP) the pair key still keeps accounts apart.
@@ -91,11 +91,11 @@ async function countLoginAttempt(deps: AuthDeps, account: string, ip: string | n
  */
 export async function refresh(deps: AuthDeps, token: string) {
   const claims = await deps.tokens.verify(token, 'refresh')
-  if (!claims) throw tokenNotValid()
+  if (!claims) throw SESSION_ERRORS.tokenNotValid()
   // The same cached row the auth guard reads: fresh within the cache's stated bound, usually from memory.
   const user = await deps.userCache.get(claims.user_id)
-  if (!user) throw unknownUser()
-  if (!user.isActive) throw userInactive()
+  if (!user) throw SESSION_ERRORS.unknownUser()
+  if (!user.isActive) throw SESSION_ERRORS.userInactive()
   // The store holds the session's start and ends it past SESSION_MAX_AGE whatever the token says; the new
   // tokens carry the login time on, so their exp stops at the same end. A token issued before auth_time
   // existed continues from its own iat (a later start): the store's end still holds for its session.
@@ -117,9 +117,9 @@ export async function refresh(deps: AuthDeps, token: string) {
     case 'reused':
       deps.metrics.sessionsEnded.inc({ reason: 'refresh_token_reuse' })
       deps.logger.warn({ userId: claims.user_id, sid: claims.sid }, 'refresh token reused: session ended')
-      throw unauthorized('Token has already been used; the session has been ended.', 'token_not_valid')
+      throw SESSION_ERRORS.tokenReused()
     case 'ended':
-      throw tokenNotValid()
+      throw SESSION_ERRORS.tokenNotValid()
   }
 }
 

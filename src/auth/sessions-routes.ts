@@ -1,7 +1,8 @@
 import { Elysia, t } from 'elysia'
 import { authGuard, type GuardDeps } from '../users/guard'
 import { logout, type AuthDeps } from './service'
-import { ApiError, ErrorBody, FieldErrorsBody } from '../errors'
+import { ErrorBody, FieldErrorsBody } from '../http/errors'
+import { AUTH_ERRORS } from './errors'
 
 const Session = t.Object({
   id: t.String(),
@@ -55,8 +56,7 @@ export const sessionsRoutes = (deps: AuthDeps & GuardDeps) =>
     .delete(
       '/sessions/:id',
       async ({ user, params, set }) => {
-        // Someone else's session is as unknown as a missing one.
-        if ((await deps.sessions.owner(params.id)) !== user.id) throw new ApiError(404, 'not_found', 'Session not found.')
+        if ((await deps.sessions.owner(params.id)) !== user.id) throw AUTH_ERRORS.sessionNotFound()
         if (await deps.sessions.end(params.id)) deps.metrics.sessionsEnded.inc({ reason: 'session_ended_by_user' })
         set.status = 204
       },

@@ -1,7 +1,7 @@
 import { createHmac, createPrivateKey, createPublicKey, timingSafeEqual, type KeyObject } from 'node:crypto'
 import { calculateJwkThumbprint, errors, importJWK, jwtVerify, SignJWT, type JWK } from 'jose'
 import type { Clock } from '../clock'
-import { isUuid } from '../formats'
+import { isUuid } from '../http/formats'
 import { algorithmOf } from '../key-algorithm'
 
 export type TokenType = 'access' | 'refresh'

@@ -1,7 +1,8 @@
 import { asc, count, sql, type SQL } from 'drizzle-orm'
 import { preparedPerDatabase, type Database } from '../db'
-import { ApiError, fieldError } from '../errors'
-import { isUuid } from '../formats'
+import { fieldError } from '../errors'
+import { isUuid } from '../http/formats'
+import { USER_ERRORS } from './errors'
 import { users } from './table'
 
 export const MAX_IDS = 100
@@ -37,7 +38,7 @@ export async function listUsers(db: Database, query: DirectoryQuery, maxCount = 
   const matches = db.select({ one: sql`1` }).from(users).where(where).limit(maxCount).as('matches')
   const [total] = await db.select({ n: count() }).from(matches)
   const found = total?.n ?? 0
-  if (page > 1 && (page - 1) * pageSize >= found) throw new ApiError(404, 'not_found', 'Invalid page.')
+  if (page > 1 && (page - 1) * pageSize >= found) throw USER_ERRORS.pageNotFound()
   const rows = await db
     .select()
     .from(users)

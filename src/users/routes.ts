@@ -2,7 +2,8 @@ import { Elysia, t } from 'elysia'
 import { authGuard, type GuardDeps } from './guard'
 import type { TokenClaims } from '../sessions/tokens'
 import type { ServiceConfig } from '../config'
-import { ApiError, ErrorBody, FieldErrorsBody } from '../errors'
+import { ErrorBody, FieldErrorsBody } from '../http/errors'
+import { USER_ERRORS } from './errors'
 import type { Metrics } from '../metrics'
 import type { RateLimiter } from '../sessions/rate-limiter'
 import { listUsers } from './directory'
@@ -42,7 +43,7 @@ export const usersRoutes = (
   const update = async ({ user: cached, claims, body }: { user: UserRow; claims: TokenClaims; body: UpdateBody }) => {
     // The current password is checked against the stored hash, never a cached copy.
     const user = await findUserById(deps.db, cached.id)
-    if (!user) throw userNotFound()
+    if (!user) throw USER_ERRORS.userNotFound()
     const picture = await readPicture(body.profile_pic, user.id, pictureLimits(deps.config))
     const endOtherSessions = async () =>
       deps.metrics.sessionsEnded.inc({ reason: 'password_change' }, await deps.sessions.endAllForUser(user.id, { except: claims.sid }))
@@ -104,7 +105,7 @@ export const usersRoutes = (
       async ({ user, params }) => {
         // Other users' rows come from the same invalidated cache as the caller's.
         const found = params.id === user.id ? user : await deps.userCache.get(params.id)
-        if (!found) throw userNotFound()
+        if (!found) throw USER_ERRORS.userNotFound()
         return present(found, found.id === user.id || user.isAdmin)
       },
       {
@@ -119,10 +120,10 @@ export const usersRoutes = (
       async ({ user, params, set }) => {
         // Non-admins learn nothing about other ids: always 403, never 404.
         if (params.id !== user.id && !user.isAdmin)
-          throw new ApiError(403, 'permission_denied', 'You do not have permission to perform this action.')
+          throw USER_ERRORS.permissionDenied()
         const endSessions = async () =>
           deps.metrics.sessionsEnded.inc({ reason: 'account_deleted' }, await deps.sessions.endAllForUser(params.id))
-        if (!(await deleteUser(deps, params.id, endSessions))) throw userNotFound()
+        if (!(await deleteUser(deps, params.id, endSessions))) throw USER_ERRORS.userNotFound()
         set.status = 204
       },
       {
@@ -133,5 +134,3 @@ export const usersRoutes = (
       },
     )
 }
-
-const userNotFound = () => new ApiError(404, 'user_not_found', 'User not found.')

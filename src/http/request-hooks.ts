@@ -1,6 +1,6 @@
 import { Elysia } from 'elysia'
-import type { Logger } from './logger'
-import type { Metrics } from './metrics'
+import type { Logger } from '../logger'
+import type { Metrics } from '../metrics'
 
 // What a JSON API needs from a browser: never sniff, never frame, never cache, never leak the referrer.
 const SECURITY_HEADERS = {
