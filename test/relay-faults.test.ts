@@ -90,7 +90,7 @@ async function renameWithoutWaiting(app: TestApp, user: { access: string }, full
 
 // Changes a user without the HTTP layer, so no after-response hook wakes the relay.
 async function renameQuietly(app: TestApp, userId: string, fullName: string) {
-  await updateUser(app.deps, (await findUserById(app.deps.db, userId))!, { full_name: fullName })
+  await updateUser(app.deps, (await findUserById(app.deps.db, userId))!, { fullName })
 }
 
 test('during a broker outage requests stay fast and readiness says so; afterwards every event arrives exactly once, in order', async () => {

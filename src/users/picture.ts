@@ -92,13 +92,12 @@ const refusals: Record<PictureRefusal, (limits: PictureLimits) => ServiceError> 
 }
 
 /**
- * The picture an update carries: undefined when the field is absent, null when it is sent empty (or
- * null in JSON) to remove the picture, else the re-encoded bytes and where they will be stored.
+ * The picture an update carries: undefined when there is none, null to remove the current one (an empty
+ * file does too), else the re-encoded bytes and where they will be stored.
  */
-export async function readPicture(value: File | string | null | undefined, userId: string, limits: PictureLimits) {
+export async function readPicture(value: Blob | null | undefined, userId: string, limits: PictureLimits) {
   if (value === undefined) return undefined
-  if (value === null || value === '' || (value instanceof Blob && value.size === 0)) return null
-  if (typeof value === 'string') throw USER_ERRORS.unsupportedImage()
+  if (value === null || value.size === 0) return null
   if (value.size > limits.maxBytes) throw USER_ERRORS.pictureTooLarge(limits.maxBytes)
   const picture = await normalisePicture(new Uint8Array(await value.arrayBuffer()), limits)
   if (typeof picture === 'string') throw refusals[picture](limits)
