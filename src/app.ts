@@ -8,6 +8,7 @@ import { errorsPlugin } from './http/errors'
 import { restoreStringFormats } from './http/formats'
 import { requestHooks } from './http/request-hooks'
 import { relayWakeup } from './events/plugin'
+import { metricsRoute } from './health/metrics-route'
 import { healthRoutes } from './health/routes'
 import { sessionsRoutes } from './auth/sessions-routes'
 import { mediaRoutes } from './users/media-routes'
@@ -33,7 +34,8 @@ export function createApp(deps: Deps) {
     )
     .use(apiDocs())
     .use(relayWakeup(deps.relay))
-    .use(healthRoutes(deps.readiness, deps.metrics))
+    .use(metricsRoute(deps.metrics))
+    .use(healthRoutes(deps.readiness))
     .use(requestBodies(bodyLimits(deps.config)))
     .use(authRoutes(deps))
     .use(sessionsRoutes(deps))

@@ -1,6 +1,6 @@
 import type { Clock } from '../clock'
 import type { Database } from '../db'
-import type { RedisClient } from '../sessions/redis-client'
+import type { RedisClient } from '../redis/client'
 import { findUserById } from './lookup'
 import type { UserRow } from './table'
 
