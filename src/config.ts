@@ -101,74 +101,17 @@ const Env = Type.Object({
 })
 type Env = Static<typeof Env>
 
-const RateRule = Type.Object({ limit: Type.Integer(), windowSeconds: Type.Integer() })
-
-export const Config = Type.Object({
-  /** Absent only on the embedded default, where main.ts generates and keeps one. */
-  secretKey: Type.Optional(Type.String()),
-  databaseUrl: Type.Optional(Type.String()),
-  databaseTimeouts: Type.Object({ connectTimeoutSeconds: Type.Integer({ minimum: 1 }), statementTimeoutSeconds: Type.Integer({ minimum: 1 }) }),
-  redisUrl: Type.Optional(Type.String()),
-  amqpUrl: Type.Optional(Type.String()),
-  currentQueue: Type.Optional(Type.String()),
-  queueList: Type.Array(Type.String()),
-  queueDurable: Type.Boolean(),
-  eventsExchange: Type.String(),
-  userCache: Type.Object({ ttlMs: Type.Integer(), maxEntries: Type.Integer() }),
-  publicUrl: Type.String(),
-  profilePicMaxBytes: Type.Integer(),
-  /** Pictures declaring more pixels are refused before being decoded. */
-  profilePicMaxPixels: Type.Integer(),
-  /** Stored pictures are shrunk to fit a square of this side. */
-  profilePicMaxSide: Type.Integer(),
-  s3: Type.Optional(
-    Type.Object({
-      bucket: Type.String(),
-      endpoint: Type.Optional(Type.String()),
-      region: Type.Optional(Type.String()),
-      accessKeyId: Type.Optional(Type.String()),
-      secretAccessKey: Type.Optional(Type.String()),
-      publicUrl: Type.Optional(Type.String()),
-    }),
-  ),
-  outbox: Type.Object({
-    sweepIntervalMs: Type.Integer({ minimum: 1 }),
-    maxAttempts: Type.Integer({ minimum: 1 }),
-    retentionMs: Type.Integer({ minimum: 1 }),
-  }),
-  host: Type.String(),
-  port: Type.Integer(),
-  dataDir: Type.String(),
-  accessTokenSeconds: Type.Integer({ minimum: 1 }),
-  refreshTokenSeconds: Type.Integer({ minimum: 1 }),
-  /** A session's absolute lifetime from its login, however often it is refreshed. */
-  sessionMaxAgeSeconds: Type.Integer({ minimum: 1 }),
-  jwtAudience: Type.Optional(Type.String()),
-  jwtIssuer: Type.Optional(Type.String()),
-  jwtPrivateKeyPem: Type.Optional(Type.String()),
-  jwtPreviousPublicKeyPems: Type.Array(Type.String()),
-  refreshGraceSeconds: Type.Integer(),
-  redisKeyPrefix: Type.String(),
-  trustedProxyHops: Type.Integer(),
-  limits: Type.Object({
-    loginPerAccountAddress: RateRule,
-    loginPerAddress: RateRule,
-    loginPerAccount: RateRule,
-    registerPerAddress: RateRule,
-    currentPasswordPerUser: RateRule,
-  }),
-  corsOrigins: Type.Array(Type.String()),
-  maxBodyBytes: Type.Integer(),
-  argon2: Type.Object({ memoryCost: Type.Integer({ minimum: 8 }), timeCost: Type.Integer({ minimum: 1 }) }),
-  logLevel: Type.String(),
-})
-export type Config = Static<typeof Config>
+/**
+ * The service's settings, as loadConfig builds them: its return type is the one definition, so the type
+ * and the parsing cannot drift. The environment's rules are the Env schema above.
+ */
+export type Config = ReturnType<typeof loadConfig>
 
 /** The configuration a running service holds: a secret key always (main.ts generates one when none is set). */
 export type ServiceConfig = Config & { secretKey: string }
 
 /** The one reader of the environment: parses and checks every setting, or throws a ConfigError naming the variable. */
-export function loadConfig(env: Record<string, string | undefined>): Config {
+export function loadConfig(env: Record<string, string | undefined>) {
   const raw = pickDefined(env, Object.keys(Env.properties))
   const error = Value.Errors(Env, raw).First()
   if (error) {

@@ -8,6 +8,7 @@ import type { UserCache } from '../users/cache'
 import { findUserByEmail } from '../users/lookup'
 import { createUser, recordLogin } from '../users/service'
 import type { Client } from './client'
+import type { Logger } from '../logger'
 import type { Metrics } from '../metrics'
 import type { Tokens } from '../sessions/tokens'
 
@@ -17,7 +18,7 @@ export type AuthDeps = Omit<UsersDeps, 'userCache'> & {
   tokens: Tokens
   sessions: SessionStore
   limiter: RateLimiter
-  logger: { warn(obj: object, msg: string): void }
+  logger: Pick<Logger, 'warn'>
   metrics: Pick<Metrics, 'logins' | 'rateLimited' | 'sessionsEnded'>
 }
 

@@ -3,6 +3,7 @@ import { authGuard, type GuardDeps } from '../users/guard'
 import { logout, type AuthDeps } from './service'
 import { ErrorBody, FieldErrorsBody } from '../http/errors'
 import { AUTH_ERRORS } from './errors'
+import { RefreshBody } from './model'
 
 const Session = t.Object({
   id: t.String(),
@@ -27,7 +28,7 @@ export const sessionsRoutes = (deps: AuthDeps & GuardDeps) =>
       },
       {
         auth: true,
-        body: t.Object({ refresh: t.String({ minLength: 1 }) }),
+        body: RefreshBody,
         response: { 204: t.Void(), 400: FieldErrorsBody, ...errors },
         detail: { summary: "End the refresh token's session; its access tokens stop working at once" },
       },

@@ -1,15 +1,11 @@
 import { createClient, type RedisClientType } from 'redis'
 import { backoffDelay } from '../backoff'
+import type { Logger } from '../logger'
 import { addTracingChannelHasSubscribers } from './tracing'
 
 /** The node-redis client the Redis-backed stores expect. */
 export type RedisClient = RedisClientType
 
-/** The subset of a pino/console logger used here. */
-export type RedisLogger = {
-  info(msg: string): void
-  warn(obj: object, msg: string): void
-}
 
 const RECONNECT_BACKOFF = { initialMs: 50, maxMs: 1_000 }
 // A blackholed connection would otherwise hang every authenticated request; fail and let the route answer 503.
@@ -23,7 +19,7 @@ export const reconnectDelay = (retries: number): number => Math.round(backoffDel
  * Resolves once connected, or after the first failed attempt (the client keeps retrying in the background),
  * so a Redis outage at boot degrades to 503s instead of blocking startup.
  */
-export async function connectRedis(url: string, logger: RedisLogger = console): Promise<RedisClient> {
+export async function connectRedis(url: string, logger: Pick<Logger, 'info' | 'warn'>): Promise<RedisClient> {
   addTracingChannelHasSubscribers()
   const client: RedisClient = createClient({
     url,
