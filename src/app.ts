@@ -10,6 +10,7 @@ import { requestHooks } from './http/request-hooks'
 import { relayWakeup } from './events/plugin'
 import { metricsRoute } from './health/metrics-route'
 import { healthRoutes } from './health/routes'
+import { recoveryRoutes } from './recovery/routes'
 import { sessionsRoutes } from './auth/sessions-routes'
 import { mediaRoutes } from './users/media-routes'
 import { usersRoutes } from './users/routes'
@@ -34,6 +35,8 @@ export function createApp(deps: Deps) {
     )
     .use(apiDocs())
     .use(relayWakeup(deps.relay))
+    // The same after-response wake-up: a request that queued a message sees it leave within milliseconds.
+    .use(relayWakeup(deps.mailRelay))
     .use(metricsRoute(deps.metrics))
     .use(healthRoutes(deps.readiness))
     .use(requestBodies(bodyLimits(deps.config)))
@@ -41,6 +44,7 @@ export function createApp(deps: Deps) {
     .use(sessionsRoutes(deps))
     .use(mediaRoutes(deps.files))
     .use(usersRoutes(deps))
+    .use(recoveryRoutes(deps))
 }
 
 /** JSON bodies up to MAX_BODY_BYTES; a multipart form may carry a whole picture and a little more. */

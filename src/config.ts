@@ -97,6 +97,18 @@ const Env = Type.Object({
   MAX_BODY_BYTES: integer('a size in bytes', 1024),
   ARGON2_MEMORY_KIB: integer(`a memory cost in KiB, at least ${LEAST_ARGON2_MEMORY_KIB} (OWASP minimum)`, LEAST_ARGON2_MEMORY_KIB),
   ARGON2_TIME_COST: integer('an iteration count', 1, 100),
+  SMTP_URL: url('smtp|smtps'),
+  MAIL_FROM: text('a sender such as "Acme <no-reply@acme.test>"'),
+  PRODUCT_NAME: text(),
+  PASSWORD_RESET_URL: url('http|https'),
+  EMAIL_VERIFY_URL: url('http|https'),
+  MAIL_RETRY_MAX: duration,
+  PASSWORD_RESET_TOKEN_LIFETIME: duration,
+  EMAIL_VERIFY_TOKEN_LIFETIME: duration,
+  REQUIRE_EMAIL_VERIFICATION: boolean,
+  MAIL_REQUESTS_PER_ADDRESS: integer('a number of requests'),
+  MAIL_REQUESTS_PER_EMAIL: integer('a number of requests'),
+  MAIL_REQUEST_WINDOW: duration,
   LOG_LEVEL: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('silent')], { description: 'one of debug, info, warn, error, silent' })),
 })
 type Env = Static<typeof Env>
@@ -180,6 +192,15 @@ export function loadConfig(env: Record<string, string | undefined>) {
       loginPerAccount: rule(raw.LOGIN_FAILURES_PER_ACCOUNT ?? '50', raw.LOGIN_FAILURE_WINDOW ?? '15m'),
       registerPerAddress: rule(raw.REGISTRATIONS_PER_ADDRESS ?? '20', raw.REGISTRATION_WINDOW ?? '1h'),
       currentPasswordPerUser: rule(raw.CURRENT_PASSWORD_FAILURES_PER_USER ?? '10', raw.LOGIN_FAILURE_WINDOW ?? '15m'),
+      // Reset requests and verification resends; the per-email one counts unknown emails alike (docs/recovery.md).
+      mailPerAddress: rule(raw.MAIL_REQUESTS_PER_ADDRESS ?? '20', raw.MAIL_REQUEST_WINDOW ?? '1h'),
+      mailPerEmail: rule(raw.MAIL_REQUESTS_PER_EMAIL ?? '5', raw.MAIL_REQUEST_WINDOW ?? '1h'),
+    },
+    mail: mailSettings(raw),
+    recovery: {
+      resetTokenSeconds: parseDuration(raw.PASSWORD_RESET_TOKEN_LIFETIME ?? '1h'),
+      verifyTokenSeconds: parseDuration(raw.EMAIL_VERIFY_TOKEN_LIFETIME ?? '24h'),
+      requireEmailVerification: parseBoolean(raw.REQUIRE_EMAIL_VERIFICATION ?? 'false'),
     },
     corsOrigins: splitList(raw.CORS_ALLOWED_ORIGINS),
     maxBodyBytes: Number(raw.MAX_BODY_BYTES ?? 1024 * 1024),
@@ -229,6 +250,18 @@ function argon2Cost(raw: Env) {
 
 const leastMemoryFor = (passes: number) =>
   Math.min(...OWASP_ARGON2ID.filter((setting) => passes >= setting.passes).map((setting) => setting.memoryKib))
+
+function mailSettings(raw: Env) {
+  const publicUrl = (raw.PUBLIC_URL ?? `http://localhost:${raw.PORT ?? 8000}`).replace(/\/+$/, '')
+  return {
+    smtpUrl: raw.SMTP_URL,
+    from: raw.MAIL_FROM ?? `${raw.PRODUCT_NAME ?? 'Users'} <no-reply@${new URL(publicUrl).hostname}>`,
+    productName: raw.PRODUCT_NAME ?? 'Users',
+    resetUrl: raw.PASSWORD_RESET_URL ?? `${publicUrl}/password-reset`,
+    verifyUrl: raw.EMAIL_VERIFY_URL ?? `${publicUrl}/verify-email`,
+    retryMaxMs: parseDuration(raw.MAIL_RETRY_MAX ?? '5m') * 1000,
+  }
+}
 
 function postgresUrlFromParts(raw: Env) {
   if (!raw.POSTGRES_HOST) return undefined

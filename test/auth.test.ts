@@ -36,7 +36,7 @@ describe('register', () => {
   test('trims the email and name, and stores the email lower-cased', async () => {
     const user = await t.registerUser({ email: '  Mixed.Case@Example.COM ', full_name: '  Ann Trim  ' })
     const me = await t.call('GET', '/api/users/me/', { token: user.access })
-    expect(me.body).toEqual({ id: user.id, email: 'mixed.case@example.com', full_name: 'Ann Trim', profile_pic: null })
+    expect(me.body).toEqual({ id: user.id, email: 'mixed.case@example.com', email_verified: false, full_name: 'Ann Trim', profile_pic: null })
   })
 
   test('rejects an email that differs from a taken one only by case', async () => {

@@ -138,7 +138,7 @@ describe('profile pictures', () => {
       .select()
       .from(outboxEvents)
       .where(and(eq(outboxEvents.userId, user.id), eq(outboxEvents.name, 'user.updated')))
-    expect(events.map((event) => event.payload)).toEqual([{ id: user.id, email: user.email, full_name: user.full_name, profile_pic: url }])
+    expect(events.map((event) => event.payload)).toEqual([{ id: user.id, email: user.email, email_verified: false, full_name: user.full_name, profile_pic: url }])
   })
 
   test('the media route answers 404 for anything that is not a stored picture', async () => {

@@ -42,8 +42,11 @@ export const authRoutes = (deps: AuthDeps) =>
         )
         .post('/login', ({ body, client }) => login(deps, body.email, body.password, client), {
           body: LoginBody,
-          response: { 200: TokenPairBody, 400: FieldErrorsBody, ...throttled },
-          detail: { summary: 'Start a session with email and password' },
+          response: { 200: TokenPairBody, 400: FieldErrorsBody, 403: ErrorBody, ...throttled },
+          detail: {
+            summary: 'Start a session with email and password',
+            description: 'With REQUIRE_EMAIL_VERIFICATION=true, an unverified account gets 403 `email_not_verified` (after a right password only).',
+          },
         })
         .post('/refresh', ({ body }) => refresh(deps, body.refresh), {
           body: RefreshBody,

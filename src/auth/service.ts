@@ -8,6 +8,7 @@ import type { UserCache } from '../users/cache'
 import { findUserByEmail } from '../users/lookup'
 import { createUser, recordLogin } from '../users/service'
 import type { Client } from './client'
+import { AUTH_ERRORS } from './errors'
 import type { Logger } from '../logger'
 import type { Metrics } from '../metrics'
 import type { Tokens } from '../sessions/tokens'
@@ -57,6 +58,9 @@ export async function login(deps: AuthDeps, email: string, password: string, cli
     throw new FieldErrors({ email: [INVALID_CREDENTIALS], password: [INVALID_CREDENTIALS] })
   }
   await attempt.succeeded()
+  // Only after the password: an unverified account is not revealed to someone who does not know it.
+  if (deps.config.recovery.requireEmailVerification && !user.emailVerified)
+    throw AUTH_ERRORS.emailNotVerified()
   // Old formats (and argon2id below today's cost) are upgraded now, while the plain password is at hand.
   const rehashed = deps.passwords.needsRehash(user.passwordHash)
     ? await deps.passwords.hash(deps.passwords.canonical(password, user.passwordHash))
@@ -131,7 +135,8 @@ export async function logout(deps: AuthDeps, userId: string, token: string) {
   if (await deps.sessions.end(claims.sid)) deps.metrics.sessionsEnded.inc({ reason: 'logout' })
 }
 
-async function startSession(deps: AuthDeps, userId: string, client: Client) {
+/** Starts a new session for the user (a login's, a registration's, a password reset's) and returns its token pair. */
+export async function startSession(deps: Pick<AuthDeps, 'tokens' | 'sessions' | 'config' | 'clock'>, userId: string, client: Client) {
   const sid = crypto.randomUUID()
   const { pair, refreshJti } = await deps.tokens.issuePair(userId, sid)
   await deps.sessions.create({

@@ -13,10 +13,11 @@ export const User = t.Object(
     // Our own output: described, not format-checked, on the hottest response of the service.
     id: t.String({ description: 'UUID' }),
     email: t.Optional(t.String({ description: 'Lower-cased' })),
+    email_verified: t.Optional(t.Boolean({ description: 'Whether the address was proven by a verification link or code' })),
     full_name: t.String(),
     profile_pic: t.Union([t.String({ description: 'Absolute URL' }), t.Null()]),
   },
-  { description: "A user; `email` is present only on the caller's own record" },
+  { description: "A user; `email` and `email_verified` are present only on the caller's own record" },
 )
 export type UserBody = typeof User.static
 
@@ -40,7 +41,7 @@ export type UpdateBody = typeof UpdateBody.static
 /** The public shape of a user row (also the events' wire body); the email only when the reader may see it. */
 export const toUserBody = (user: UserRow, withEmail: boolean, files: Pick<FileStore, 'url'>): UserBody => ({
   id: user.id,
-  ...(withEmail && { email: user.email }),
+  ...(withEmail && { email: user.email, email_verified: user.emailVerified }),
   full_name: user.fullName,
   profile_pic: pictureUrl(files, user.profilePic),
 })

@@ -1,7 +1,7 @@
 import { and, eq } from 'drizzle-orm'
 import { isCommonPassword, type Passwords } from './passwords'
 import type { Clock } from '../clock'
-import type { Database } from '../db'
+import type { Database, Transaction } from '../db'
 import { fieldError, FieldErrors, throttled } from '../errors'
 import { recordUserEvent, userEventRow } from './events'
 import { outboxEvents } from '../events/table'
@@ -26,13 +26,21 @@ export type UsersDeps = {
   logger: Pick<Logger, 'warn'>
   /** Told of every committed change, so no instance serves the old row from memory. */
   userCache: Pick<UserCache, 'invalidate'>
+  /** What other features write in the same transaction as a user's creation or update (recovery's tokens and mail). */
+  lifecycle?: UserLifecycle
+}
+
+/** Hooks run inside a user change's transaction, after its write: if one throws, the change is rolled back. */
+export type UserLifecycle = {
+  created(tx: Transaction, user: UserRow): Promise<void>
+  updated(tx: Transaction, before: UserRow, after: UserRow, change: { passwordChanged: boolean }): Promise<void>
 }
 
 const EMAIL_TAKEN = 'Email address already exists.'
 
 /** Creates a user from already validated input, with its user.created event; a taken email is a field error. */
 export async function createUser(
-  { db, passwords, clock, files }: Pick<UsersDeps, 'db' | 'passwords' | 'clock' | 'files'>,
+  { db, passwords, clock, files, lifecycle }: Pick<UsersDeps, 'db' | 'passwords' | 'clock' | 'files' | 'lifecycle'>,
   input: { email: string; fullName: string; password: string },
 ): Promise<UserRow> {
   checkPasswordStrength(input.password)
@@ -46,12 +54,20 @@ export async function createUser(
     updatedAt: now,
   }
   // The row as the insert will store it, for the event: these are the column defaults of table.ts.
-  const user: UserRow = { ...row, profilePic: null, isAdmin: false, isActive: true, lastLogin: null }
+  const user: UserRow = { ...row, profilePic: null, isAdmin: false, isActive: true, emailVerified: false, lastLogin: null }
   // One statement, so atomic without a transaction's extra round trips: the event and the user are
   // written together or, when the email is taken, neither. A new user has no earlier event to order after.
-  const event = db.$with('event').as(db.insert(outboxEvents).values(userEventRow('user.created', user, now, files)).returning({ seq: outboxEvents.seq }))
-  const [created] = await db.with(event).insert(users).values(row).returning().catch(rethrowEmailTaken)
-  return created!
+  const insert = async (q: Database | Transaction) => {
+    const event = q.$with('event').as(q.insert(outboxEvents).values(userEventRow('user.created', user, now, files)).returning({ seq: outboxEvents.seq }))
+    const [created] = await q.with(event).insert(users).values(row).returning().catch(rethrowEmailTaken)
+    return created!
+  }
+  if (!lifecycle) return insert(db)
+  return db.transaction(async (tx) => {
+    const created = await insert(tx)
+    await lifecycle.created(tx, created)
+    return created
+  })
 }
 
 /** What an update may change, as plain values; the route maps the wire body (multipart or JSON) to this. */
@@ -128,7 +144,8 @@ export async function updateUser(
   const { db, passwords, clock, files } = deps
   const email = input.email?.toLowerCase()
   const changes: Partial<UserRow> = {}
-  if (email !== undefined && email !== user.email) changes.email = email
+  // A new address is unproven until its own verification (lifecycle.updated sends it).
+  if (email !== undefined && email !== user.email) Object.assign(changes, { email, emailVerified: false })
   if (input.fullName !== undefined && input.fullName !== user.fullName) changes.fullName = input.fullName
   if (picture !== undefined && (picture?.key ?? null) !== user.profilePic) changes.profilePic = picture?.key ?? null
   if (input.password !== undefined) checkPasswordStrength(input.password)
@@ -150,6 +167,7 @@ export async function updateUser(
       if (!before) return { before, after: user }
       const [after] = await tx.update(users).set(changes).where(eq(users.id, user.id)).returning().catch(rethrowEmailTaken)
       await recordUserEvent(tx, 'user.updated', after!, now, files)
+      await deps.lifecycle?.updated(tx, before, after!, { passwordChanged: input.password !== undefined })
       if (input.password !== undefined) await onPasswordChange()
       return { before, after: after! }
     })
@@ -228,7 +246,8 @@ export async function recordLogin(db: Database, user: UserRow, at: Date, newPass
       .where(and(eq(users.id, user.id), eq(users.passwordHash, user.passwordHash)))
 }
 
-function checkPasswordStrength(password: string) {
+/** A field error when the password is one of the most common ones. */
+export function checkPasswordStrength(password: string) {
   if (isCommonPassword(password)) throw fieldError('password', 'This password is too common.')
 }
 
