@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import { algorithmOf } from './auth/tokens'
+import { algorithmOf } from './key-algorithm'
 
 /** A setting that cannot be used; the message names the variable. */
 export class ConfigError extends Error {}
@@ -114,91 +114,17 @@ const Env = Type.Object({
 })
 type Env = Static<typeof Env>
 
-const RateRule = Type.Object({ limit: Type.Integer(), windowSeconds: Type.Integer() })
+/**
+ * The service's settings, as loadConfig builds them: its return type is the one definition, so the type
+ * and the parsing cannot drift. The environment's rules are the Env schema above.
+ */
+export type Config = ReturnType<typeof loadConfig>
 
-export const Config = Type.Object({
-  /** Absent only on the embedded default, where main.ts generates and keeps one. */
-  secretKey: Type.Optional(Type.String()),
-  databaseUrl: Type.Optional(Type.String()),
-  databaseTimeouts: Type.Object({ connectTimeoutSeconds: Type.Integer({ minimum: 1 }), statementTimeoutSeconds: Type.Integer({ minimum: 1 }) }),
-  redisUrl: Type.Optional(Type.String()),
-  amqpUrl: Type.Optional(Type.String()),
-  currentQueue: Type.Optional(Type.String()),
-  queueList: Type.Array(Type.String()),
-  queueDurable: Type.Boolean(),
-  eventsExchange: Type.String(),
-  userCache: Type.Object({ ttlMs: Type.Integer(), maxEntries: Type.Integer() }),
-  publicUrl: Type.String(),
-  profilePicMaxBytes: Type.Integer(),
-  /** Pictures declaring more pixels are refused before being decoded. */
-  profilePicMaxPixels: Type.Integer(),
-  /** Stored pictures are shrunk to fit a square of this side. */
-  profilePicMaxSide: Type.Integer(),
-  s3: Type.Optional(
-    Type.Object({
-      bucket: Type.String(),
-      endpoint: Type.Optional(Type.String()),
-      region: Type.Optional(Type.String()),
-      accessKeyId: Type.Optional(Type.String()),
-      secretAccessKey: Type.Optional(Type.String()),
-      publicUrl: Type.Optional(Type.String()),
-    }),
-  ),
-  outbox: Type.Object({
-    sweepIntervalMs: Type.Integer({ minimum: 1 }),
-    maxAttempts: Type.Integer({ minimum: 1 }),
-    retentionMs: Type.Integer({ minimum: 1 }),
-  }),
-  host: Type.String(),
-  port: Type.Integer(),
-  dataDir: Type.String(),
-  accessTokenSeconds: Type.Integer({ minimum: 1 }),
-  refreshTokenSeconds: Type.Integer({ minimum: 1 }),
-  /** A session's absolute lifetime from its login, however often it is refreshed. */
-  sessionMaxAgeSeconds: Type.Integer({ minimum: 1 }),
-  jwtAudience: Type.Optional(Type.String()),
-  jwtIssuer: Type.Optional(Type.String()),
-  jwtPrivateKeyPem: Type.Optional(Type.String()),
-  jwtPreviousPublicKeyPems: Type.Array(Type.String()),
-  refreshGraceSeconds: Type.Integer(),
-  redisKeyPrefix: Type.String(),
-  trustedProxyHops: Type.Integer(),
-  limits: Type.Object({
-    loginPerAccountAddress: RateRule,
-    loginPerAddress: RateRule,
-    loginPerAccount: RateRule,
-    registerPerAddress: RateRule,
-    currentPasswordPerUser: RateRule,
-    mailPerAddress: RateRule,
-    mailPerEmail: RateRule,
-  }),
-  mail: Type.Object({
-    /** Absent on the embedded default: messages are written as .eml files under DATA_DIR/mail. */
-    smtpUrl: Type.Optional(Type.String()),
-    from: Type.String(),
-    productName: Type.String(),
-    /** The frontend pages the links open, with `?token=` appended. */
-    resetUrl: Type.String(),
-    verifyUrl: Type.String(),
-    /** The longest wait between two delivery attempts (the backoff doubles up to it). */
-    retryMaxMs: Type.Integer({ minimum: 1 }),
-  }),
-  recovery: Type.Object({
-    resetTokenSeconds: Type.Integer({ minimum: 1 }),
-    verifyTokenSeconds: Type.Integer({ minimum: 1 }),
-    requireEmailVerification: Type.Boolean(),
-  }),
-  corsOrigins: Type.Array(Type.String()),
-  maxBodyBytes: Type.Integer(),
-  argon2: Type.Object({ memoryCost: Type.Integer({ minimum: 8 }), timeCost: Type.Integer({ minimum: 1 }) }),
-  /** Security events older than this many days are deleted. */
-  securityLogRetentionDays: Type.Integer({ minimum: 1 }),
-  logLevel: Type.String(),
-})
-export type Config = Static<typeof Config>
+/** The configuration a running service holds: a secret key always (main.ts generates one when none is set). */
+export type ServiceConfig = Config & { secretKey: string }
 
 /** The one reader of the environment: parses and checks every setting, or throws a ConfigError naming the variable. */
-export function loadConfig(env: Record<string, string | undefined>): Config {
+export function loadConfig(env: Record<string, string | undefined>) {
   const raw = pickDefined(env, Object.keys(Env.properties))
   const error = Value.Errors(Env, raw).First()
   if (error) {
@@ -327,7 +253,7 @@ function argon2Cost(raw: Env) {
 const leastMemoryFor = (passes: number) =>
   Math.min(...OWASP_ARGON2ID.filter((setting) => passes >= setting.passes).map((setting) => setting.memoryKib))
 
-function mailSettings(raw: Env): Config['mail'] {
+function mailSettings(raw: Env) {
   const publicUrl = (raw.PUBLIC_URL ?? `http://localhost:${raw.PORT ?? 8000}`).replace(/\/+$/, '')
   return {
     smtpUrl: raw.SMTP_URL,

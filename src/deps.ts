@@ -1,7 +1,7 @@
-import { createPasswords, type Passwords } from './auth/passwords'
-import { createTokens, type Tokens } from './auth/tokens'
+import { createPasswords, type Passwords } from './users/passwords'
+import { createTokens, type Tokens } from './sessions/tokens'
 import { systemClock, type Clock } from './clock'
-import { targetQueues, type Config } from './config'
+import { targetQueues, type Config, type ServiceConfig } from './config'
 import { openPglite, openPostgres, type Database, type DbHandle } from './db'
 import { createAmqpPublisher, type AmqpPublisherOptions, type Publisher } from './events/publisher'
 import { createRelay, type Relay } from './events/relay'
@@ -12,20 +12,18 @@ import { createMailMetrics, mailCheck } from './mail/observability'
 import { createMailTransport, type MailTransport } from './mail/transport'
 import { createMetrics, type Metrics } from './metrics'
 import { recoveryLifecycle } from './recovery/service'
-import { createRequestTracker, type RequestTracker } from './request-hooks'
+import { createRequestTracker, type RequestTracker } from './http/request-tracker'
 import { startSecurityLogRetention, type SecurityLogRetention } from './security-log/retention'
 import { createMemoryRateLimiter } from './sessions/memory-rate-limiter'
 import { createMemorySessionStore } from './sessions/memory-store'
 import type { RateLimiter } from './sessions/rate-limiter'
-import { connectRedis, type RedisClient } from './sessions/redis-client'
+import { connectRedis, type RedisClient } from './redis/client'
 import { createRedisRateLimiter } from './sessions/redis-rate-limiter'
 import { createRedisSessionStore } from './sessions/redis-store'
 import type { SessionStore } from './sessions/store'
 import { createFileStore, type FileStore } from './storage/files'
 import { createUserCache, redisInvalidationBus, type UserCache } from './users/cache'
 import type { UserLifecycle } from './users/service'
-
-export type ServiceConfig = Config & { secretKey: string }
 
 /** Everything that touches the outside world, built once and passed to createApp. */
 export type Deps = {

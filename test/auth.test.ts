@@ -106,7 +106,7 @@ describe('login', () => {
   test('records the time of the last login', async () => {
     const user = await t.registerUser()
     await t.call('POST', '/api/users/login/', { body: { email: user.email, password: user.password } })
-    const { findUserById } = await import('../src/users/service')
+    const { findUserById } = await import('../src/users/lookup')
     const row = await findUserById(t.deps.db, user.id)
     expect(row?.lastLogin?.getTime()).toBe(t.clock.now())
   })

@@ -1,7 +1,7 @@
 import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { sql } from 'drizzle-orm'
-import { SERVER_BODY_LIMIT } from '../src/body'
+import { SERVER_BODY_LIMIT } from '../src/http/body'
 import { createApp } from '../src/app'
 import { setAdmin } from '../src/users/service'
 import { capturingLogger, createTestApp, type TestApp } from './support/app'

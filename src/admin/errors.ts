@@ -1,9 +1,9 @@
-import { ApiError } from '../errors'
+import { ServiceError } from '../errors'
 
-/** The admin feature's refusals, by stable code. */
+/** The admin feature's refusals; http/errors.ts gives each kind its status. */
 export const ADMIN_ERRORS = {
-  userNotFound: () => new ApiError(404, 'user_not_found', 'User not found.'),
-  pageNotFound: () => new ApiError(404, 'not_found', 'Invalid page.'),
+  userNotFound: () => new ServiceError('not_found', 'user_not_found', 'User not found.'),
+  pageNotFound: () => new ServiceError('not_found', 'not_found', 'Invalid page.'),
   /** An admin disabling their own account would lock out, perhaps, the only admin. */
-  cannotDisableSelf: () => new ApiError(403, 'permission_denied', 'An admin cannot disable their own account.'),
+  cannotDisableSelf: () => new ServiceError('forbidden', 'permission_denied', 'An admin cannot disable their own account.'),
 }

@@ -1,7 +1,8 @@
 import { Elysia, t } from 'elysia'
-import { ApiError, ErrorBody, FieldErrorsBody } from '../errors'
+import { ErrorBody, FieldErrorsBody } from '../http/errors'
+import { AUTH_ERRORS } from './errors'
 import { RegisterBody, trimNameAndEmail } from '../users/model'
-import { clientAddress } from './client'
+import { clientAddress } from '../http/client'
 import { LoginBody, RefreshBody, TokenPairBody } from './model'
 import { login, refresh, register, type AuthDeps } from './service'
 
@@ -13,7 +14,7 @@ export const authRoutes = (deps: AuthDeps) =>
     .get(
       '/.well-known/jwks.json',
       () => {
-        if (deps.tokens.jwks.keys.length === 0) throw new ApiError(404, 'not_found', 'No asymmetric signing key is configured.')
+        if (deps.tokens.jwks.keys.length === 0) throw AUTH_ERRORS.noSigningKey()
         return deps.tokens.jwks
       },
       {

@@ -1,14 +1,18 @@
-import type { ServiceConfig } from '../deps'
-import { ApiError, fieldError, FieldErrors, unauthorized } from '../errors'
+import type { ServiceConfig } from '../config'
+import { fieldError, FieldErrors, throttled } from '../errors'
 import { recordSecurityEvent, recordSecurityEventAfter, self, SYSTEM } from '../security-log/service'
-import { throttled, type Limit, type RateDecision, type RateLimiter } from '../sessions/rate-limiter'
+import { SESSION_ERRORS } from '../sessions/errors'
+import type { Limit, RateDecision, RateLimiter } from '../sessions/rate-limiter'
 import { sanitizeMetadata, type SessionStore } from '../sessions/store'
 import type { UsersDeps } from '../users/service'
 import type { UserCache } from '../users/cache'
-import { createUser, findUserByEmail, recordLogin } from '../users/service'
-import type { Client } from './client'
+import { findUserByEmail } from '../users/lookup'
+import { createUser, recordLogin } from '../users/service'
+import type { Client } from '../http/client'
+import { AUTH_ERRORS } from './errors'
+import type { Logger } from '../logger'
 import type { Metrics } from '../metrics'
-import type { Tokens } from './tokens'
+import type { Tokens } from '../sessions/tokens'
 
 export type AuthDeps = Omit<UsersDeps, 'userCache'> & {
   userCache: Pick<UserCache, 'get' | 'invalidate'>
@@ -16,7 +20,7 @@ export type AuthDeps = Omit<UsersDeps, 'userCache'> & {
   tokens: Tokens
   sessions: SessionStore
   limiter: RateLimiter
-  logger: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void }
+  logger: Pick<Logger, 'warn' | 'error'>
   metrics: Pick<Metrics, 'logins' | 'rateLimited' | 'sessionsEnded'>
 }
 
@@ -66,7 +70,7 @@ export async function login(deps: AuthDeps, email: string, password: string, cli
   await attempt.succeeded()
   // Only after the password: an unverified account is not revealed to someone who does not know it.
   if (deps.config.recovery.requireEmailVerification && !user.emailVerified)
-    throw new ApiError(403, 'email_not_verified', 'Verify your email address before logging in.')
+    throw AUTH_ERRORS.emailNotVerified()
   // Old formats (and argon2id below today's cost) are upgraded now, while the plain password is at hand.
   const rehashed = deps.passwords.needsRehash(user.passwordHash)
     ? await deps.passwords.hash(deps.passwords.canonical(password, user.passwordHash))
@@ -76,7 +80,7 @@ export async function login(deps: AuthDeps, email: string, password: string, cli
   return startSession(deps, user.id, client)
 }
 
-/** Counts a login attempt under each limit (or throws the 429); `succeeded` takes it back. */
+/** Counts a login attempt under each limit (or throws `throttled`); `succeeded` takes it back. */
 async function countLoginAttempt(deps: AuthDeps, account: string, ip: string | null) {
   const { limits } = deps.config
   // Without an address (a caller in process, never one over HTTP) the pair key still keeps accounts apart.
@@ -102,11 +106,11 @@ async function countLoginAttempt(deps: AuthDeps, account: string, ip: string | n
  */
 export async function refresh(deps: AuthDeps, token: string, client: Client) {
   const claims = await deps.tokens.verify(token, 'refresh')
-  if (!claims) throw tokenNotValid()
+  if (!claims) throw SESSION_ERRORS.tokenNotValid()
   // The same cached row the auth guard reads: fresh within the cache's stated bound, usually from memory.
   const user = await deps.userCache.get(claims.user_id)
-  if (!user) throw unknownUser()
-  if (!user.isActive) throw userInactive()
+  if (!user) throw SESSION_ERRORS.unknownUser()
+  if (!user.isActive) throw SESSION_ERRORS.userInactive()
   // The store holds the session's start and ends it past SESSION_MAX_AGE whatever the token says; the new
   // tokens carry the login time on, so their exp stops at the same end. A token issued before auth_time
   // existed continues from its own iat (a later start): the store's end still holds for its session.
@@ -134,9 +138,9 @@ export async function refresh(deps: AuthDeps, token: string, client: Client) {
         { type: 'refresh_reuse_detected', userId: claims.user_id, actor: SYSTEM, client, detail: { session: claims.sid } },
         new Date(deps.clock.now()),
       )
-      throw unauthorized('Token has already been used; the session has been ended.', 'token_not_valid')
+      throw SESSION_ERRORS.tokenReused()
     case 'ended':
-      throw tokenNotValid()
+      throw SESSION_ERRORS.tokenNotValid()
   }
 }
 
@@ -156,15 +160,13 @@ export async function logoutAll(deps: AuthDeps, userId: string, client: Client) 
   await recordSecurityEventAfter(deps, { type: 'logout', userId, actor: self(userId), client, detail: { all: true, sessions: ended } }, new Date(deps.clock.now()))
 }
 
-/** Ends one of the caller's sessions by id (false when it is not theirs or already gone), with a `session_ended` security event. */
+/** Ends one of the caller's sessions by id, with a `session_ended` security event. */
 export async function endOwnSession(deps: AuthDeps, userId: string, sid: string, client: Client) {
   // Someone else's session is as unknown as a missing one.
-  if ((await deps.sessions.owner(sid)) !== userId) return false
-  if (await deps.sessions.end(sid)) {
-    deps.metrics.sessionsEnded.inc({ reason: 'session_ended_by_user' })
-    await recordSecurityEventAfter(deps, { type: 'session_ended', userId, actor: self(userId), client, detail: { session: sid } }, new Date(deps.clock.now()))
-  }
-  return true
+  if ((await deps.sessions.owner(sid)) !== userId) throw AUTH_ERRORS.sessionNotFound()
+  if (!(await deps.sessions.end(sid))) return
+  deps.metrics.sessionsEnded.inc({ reason: 'session_ended_by_user' })
+  await recordSecurityEventAfter(deps, { type: 'session_ended', userId, actor: self(userId), client, detail: { session: sid } }, new Date(deps.clock.now()))
 }
 
 /** Starts a new session for the user (a login's, a registration's, a password reset's) and returns its token pair. */
@@ -187,10 +189,3 @@ function throwIfLimited(deps: Pick<AuthDeps, 'metrics'>, limit: string, decision
   deps.metrics.rateLimited.inc({ limit })
   throw throttled(decision.retryAfterSeconds)
 }
-
-// simplejwt's answers, which the old clients know; the guard gives the same.
-export const tokenNotValid = () => unauthorized('Token is invalid or expired', 'token_not_valid')
-export const unknownUser = () => unauthorized('User not found', 'user_not_found')
-
-/** simplejwt's answer for a valid token of a deactivated user. */
-export const userInactive = () => unauthorized('User is inactive', 'user_inactive')

@@ -1,4 +1,6 @@
-/** The recovery feature's expected failures, by stable snake_case code; src/errors.ts maps each to its answer. */
+import { FieldErrors } from '../errors'
+
+/** The recovery feature's expected failures, by stable snake_case code. */
 export const RecoveryErrors = {
   /** A link token that is wrong, used, expired or superseded (all alike: which one is not revealed). */
   invalid_token: 'Invalid or expired token.',
@@ -10,8 +12,12 @@ export const RecoveryErrors = {
 
 export type RecoveryErrorCode = keyof typeof RecoveryErrors
 
-export class RecoveryError extends Error {
+// Every recovery failure is a DRF field error, so the frontend shows it beside the field it names.
+const FIELDS: Record<RecoveryErrorCode, string> = { invalid_token: 'token', invalid_code: 'code', token_required: 'token' }
+
+/** A recovery failure, rendered as a field error on the field its code names. */
+export class RecoveryError extends FieldErrors {
   constructor(readonly code: RecoveryErrorCode) {
-    super(RecoveryErrors[code])
+    super({ [FIELDS[code]]: [RecoveryErrors[code]] })
   }
 }

@@ -1,5 +1,6 @@
-import type { TokenPair } from '../auth/tokens'
-import { luaScript, redisCall, runScript, type RedisClient } from './redis-client'
+import type { TokenPair } from './tokens'
+import type { RedisClient } from '../redis/client'
+import { luaScript, redisCall, runScript } from './redis-scripts'
 import {
   sanitizeMetadata,
   type CreateSessionInput,

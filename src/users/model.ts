@@ -1,5 +1,5 @@
 import { t } from 'elysia'
-import { text } from '../formats'
+import { text } from '../http/formats'
 import { pictureUrl, type FileStore } from '../storage/files'
 import type { UserRow } from './table'
 

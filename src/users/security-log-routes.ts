@@ -1,8 +1,8 @@
 import { Elysia, t } from 'elysia'
-import { authGuard, type GuardDeps } from '../auth/guard'
-import type { ServiceConfig } from '../deps'
+import { authGuard, type GuardDeps } from './guard'
+import type { ServiceConfig } from '../config'
 import type { Database } from '../db'
-import { ErrorBody, FieldErrorsBody } from '../errors'
+import { ErrorBody, FieldErrorsBody } from '../http/errors'
 import { OwnSecurityEvent, PageQuery, pageLink, pageOf, toOwnSecurityEvent } from '../security-log/model'
 import { listSecurityEvents } from '../security-log/service'
 

@@ -1,18 +1,23 @@
-import { and, eq, sql } from 'drizzle-orm'
-import { isCommonPassword, type Passwords } from '../auth/passwords'
+import { and, eq } from 'drizzle-orm'
+import { isCommonPassword, type Passwords } from './passwords'
 import type { Clock } from '../clock'
-import { preparedPerDatabase, type Database, type Transaction } from '../db'
-import { fieldError, FieldErrors } from '../errors'
-import { recordUserEvent, userEventRow } from '../events/outbox'
+import type { Database, Transaction } from '../db'
+import { fieldError, FieldErrors, throttled } from '../errors'
+import { recordUserEvent, userEventRow } from './events'
 import { outboxEvents } from '../events/table'
 import type { Logger } from '../logger'
 import type { Metrics } from '../metrics'
 import { recordSecurityEvent, securityEventRow, self, SYSTEM, type ClientInfo } from '../security-log/service'
 import { securityEvents } from '../security-log/table'
-import { throttled, type RateLimiter, type RateRule } from '../sessions/rate-limiter'
+import type { RateLimiter, RateRule } from '../sessions/rate-limiter'
 import { isExternalPicture, type FileStore } from '../storage/files'
+import type { ServiceConfig } from '../config'
+import type { SessionStore } from '../sessions/store'
 import type { UserCache } from './cache'
-import type { UpdateBody } from './model'
+import { USER_ERRORS } from './errors'
+import { findUserById } from './lookup'
+import { toUserBody } from './model'
+import { pictureLimits, readPicture } from './picture'
 import { users, type UserRow } from './table'
 
 export type UsersDeps = {
@@ -74,21 +79,50 @@ export async function createUser(
   })
 }
 
-const userById = preparedPerDatabase((db) =>
-  db.select().from(users).where(eq(users.id, sql.placeholder('id'))).prepare('user_by_id'),
-)
-const userByEmail = preparedPerDatabase((db) =>
-  db.select().from(users).where(eq(users.email, sql.placeholder('email'))).prepare('user_by_email'),
-)
+/** What an update may change, as plain values; the route maps the wire body (multipart or JSON) to this. */
+export type UserChanges = { email?: string; fullName?: string; password?: string; currentPassword?: string }
 
-export async function findUserById(db: Database, id: string) {
-  const [user] = await userById(db).execute({ id })
-  return user
+/** The signed-in caller: their cached row and the session their token belongs to. */
+/** Who asks: their row, their session, and where the request came from (for the security log). */
+export type Caller = { user: UserRow; sid: string; client?: ClientInfo }
+
+/** What the caller-facing operations need beyond {@link UsersDeps}. */
+export type ProfileDeps = UsersDeps &
+  PasswordCheckDeps & {
+    config: Pick<ServiceConfig, 'profilePicMaxBytes' | 'profilePicMaxPixels' | 'profilePicMaxSide'>
+    sessions: Pick<SessionStore, 'endAllForUser'>
+    metrics: Pick<Metrics, 'sessionsEnded'>
+    userCache: Pick<UserCache, 'get' | 'invalidate'>
+  }
+
+/**
+ * The caller's own update, as the API sees it: `picture` undefined keeps the current one, null removes it.
+ * A password change ends every other session; the caller's own continues.
+ */
+export async function updateProfile(deps: ProfileDeps, caller: Caller, changes: UserChanges & { picture?: Blob | null }) {
+  // The current password is checked against the stored hash, never a cached copy.
+  const user = await findUserById(deps.db, caller.user.id)
+  if (!user) throw USER_ERRORS.userNotFound()
+  const picture = await readPicture(changes.picture, user.id, pictureLimits(deps.config))
+  const endOtherSessions = async () =>
+    deps.metrics.sessionsEnded.inc({ reason: 'password_change' }, await deps.sessions.endAllForUser(user.id, { except: caller.sid }))
+  return toUserBody(await updateUser(deps, user, changes, picture, endOtherSessions, caller.client), true, deps.files)
 }
 
-export async function findUserByEmail(db: Database, email: string) {
-  const [user] = await userByEmail(db).execute({ email: email.toLowerCase() })
-  return user
+/** A user's record as `viewer` may see it: the email only for themselves or an admin. */
+export async function viewUser(deps: Pick<ProfileDeps, 'userCache' | 'files'>, viewer: UserRow, id: string) {
+  // Other users' rows come from the same invalidated cache as the caller's.
+  const found = id === viewer.id ? viewer : await deps.userCache.get(id)
+  if (!found) throw USER_ERRORS.userNotFound()
+  return toUserBody(found, found.id === viewer.id || viewer.isAdmin, deps.files)
+}
+
+/** Deletes an account: one's own, or any as an admin; every session of it ends with the delete. */
+export async function deleteAccount(deps: Omit<ProfileDeps, 'passwords'>, caller: UserRow, id: string) {
+  // Non-admins learn nothing about other ids: always forbidden, never not found.
+  if (id !== caller.id && !caller.isAdmin) throw USER_ERRORS.permissionDenied()
+  const endSessions = async () => deps.metrics.sessionsEnded.inc({ reason: 'account_deleted' }, await deps.sessions.endAllForUser(id))
+  if (!(await deleteUser(deps, id, endSessions))) throw USER_ERRORS.userNotFound()
 }
 
 /** Runs inside the change's transaction, after the write: if it throws, the change is rolled back. */
@@ -113,25 +147,25 @@ export type PasswordCheckDeps = {
 export async function updateUser(
   deps: UsersDeps & PasswordCheckDeps,
   user: UserRow,
-  body: UpdateBody,
+  input: UserChanges,
   picture?: PictureUpload,
   onPasswordChange: BeforeCommit = async () => {},
   client?: ClientInfo,
 ) {
   const { db, passwords, clock, files } = deps
-  const email = body.email?.toLowerCase()
+  const email = input.email?.toLowerCase()
   const changes: Partial<UserRow> = {}
   // A new address is unproven until its own verification (lifecycle.updated sends it).
   if (email !== undefined && email !== user.email) Object.assign(changes, { email, emailVerified: false })
-  if (body.full_name !== undefined && body.full_name !== user.fullName) changes.fullName = body.full_name
+  if (input.fullName !== undefined && input.fullName !== user.fullName) changes.fullName = input.fullName
   if (picture !== undefined && (picture?.key ?? null) !== user.profilePic) changes.profilePic = picture?.key ?? null
-  if (body.password !== undefined) checkPasswordStrength(body.password)
+  if (input.password !== undefined) checkPasswordStrength(input.password)
 
-  if (changes.email !== undefined || body.password !== undefined) {
-    if (!body.current_password) throw fieldError('current_password', 'This field is required to change the email or password.')
-    await checkCurrentPassword(deps, user, body.current_password)
+  if (changes.email !== undefined || input.password !== undefined) {
+    if (!input.currentPassword) throw fieldError('current_password', 'This field is required to change the email or password.')
+    await checkCurrentPassword(deps, user, input.currentPassword)
   }
-  if (body.password !== undefined) changes.passwordHash = await passwords.hash(body.password)
+  if (input.password !== undefined) changes.passwordHash = await passwords.hash(input.password)
   if (Object.keys(changes).length === 0) return user
 
   if (picture && changes.profilePic) await files.put(picture.key, picture.bytes, picture.mime)
@@ -146,9 +180,9 @@ export async function updateUser(
       await recordUserEvent(tx, 'user.updated', after!, now, files)
       // No address in the detail: the log keeps no email, the old one least of all.
       if (after!.email !== before.email) await recordSecurityEvent(tx, { type: 'email_changed', userId: user.id, actor: self(user.id), client }, now)
-      if (body.password !== undefined) await recordSecurityEvent(tx, { type: 'password_changed', userId: user.id, actor: self(user.id), client }, now)
-      await deps.lifecycle?.updated(tx, before, after!, { passwordChanged: body.password !== undefined })
-      if (body.password !== undefined) await onPasswordChange()
+      if (input.password !== undefined) await recordSecurityEvent(tx, { type: 'password_changed', userId: user.id, actor: self(user.id), client }, now)
+      await deps.lifecycle?.updated(tx, before, after!, { passwordChanged: input.password !== undefined })
+      if (input.password !== undefined) await onPasswordChange()
       return { before, after: after! }
     })
     await deps.userCache.invalidate(user.id)

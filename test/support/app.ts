@@ -9,7 +9,7 @@ import { openPglite, openPostgres, type DbHandle } from '../../src/db'
 import { buildDeps, type Stores } from '../../src/deps'
 import type { Publisher } from '../../src/events/publisher'
 import { createLogger, type Logger } from '../../src/logger'
-import { connectRedis } from '../../src/sessions/redis-client'
+import { connectRedis } from '../../src/redis/client'
 import { createLocalFileStore, type FileStore } from '../../src/storage/files'
 
 export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'

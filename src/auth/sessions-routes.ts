@@ -1,8 +1,9 @@
 import { Elysia, t } from 'elysia'
-import { authGuard, type GuardDeps } from '../auth/guard'
-import { requestClient } from '../auth/client'
-import { endOwnSession, logout, logoutAll, type AuthDeps } from '../auth/service'
-import { ApiError, ErrorBody, FieldErrorsBody } from '../errors'
+import { authGuard, type GuardDeps } from '../users/guard'
+import { requestClient } from '../http/client'
+import { endOwnSession, logout, logoutAll, type AuthDeps } from './service'
+import { ErrorBody, FieldErrorsBody } from '../http/errors'
+import { RefreshBody } from './model'
 
 const Session = t.Object({
   id: t.String(),
@@ -28,7 +29,7 @@ export const sessionsRoutes = (deps: AuthDeps & GuardDeps) =>
       },
       {
         auth: true,
-        body: t.Object({ refresh: t.String({ minLength: 1 }) }),
+        body: RefreshBody,
         response: { 204: t.Void(), 400: FieldErrorsBody, ...errors },
         detail: { summary: "End the refresh token's session; its access tokens stop working at once" },
       },
@@ -57,7 +58,7 @@ export const sessionsRoutes = (deps: AuthDeps & GuardDeps) =>
     .delete(
       '/sessions/:id',
       async ({ user, params, client, set }) => {
-        if (!(await endOwnSession(deps, user.id, params.id, client))) throw new ApiError(404, 'not_found', 'Session not found.')
+        await endOwnSession(deps, user.id, params.id, client)
         set.status = 204
       },
       {

@@ -1,9 +1,9 @@
 import { Elysia } from 'elysia'
-import { ApiError, unauthorized } from '../errors'
 import type { SessionStore } from '../sessions/store'
-import type { UserCache } from '../users/cache'
-import { tokenNotValid, unknownUser, userInactive } from './service'
-import type { Tokens } from './tokens'
+import type { UserCache } from './cache'
+import { SESSION_ERRORS } from '../sessions/errors'
+import type { Tokens } from '../sessions/tokens'
+import { USER_ERRORS } from './errors'
 
 // The old fleet sends `JWT <token>` (simplejwt's AUTH_HEADER_TYPES); `Bearer` is the standard.
 const AUTHORIZATION = /^(?:JWT|Bearer) +([\w-]+\.[\w-]+\.[\w-]*)$/i
@@ -19,14 +19,14 @@ export type GuardDeps = { tokens: Tokens; sessions: SessionStore; userCache: Pic
 export const authGuard = ({ tokens, sessions, userCache }: GuardDeps) => {
   const authenticate = async (authorization: string | undefined) => {
     const token = bearerToken(authorization)
-    if (!token) throw unauthorized('Authentication credentials were not provided.', 'not_authenticated')
+    if (!token) throw SESSION_ERRORS.notAuthenticated()
     const claims = await tokens.verify(token, 'access')
-    if (!claims) throw unauthorized('Given token not valid for any token type', 'token_not_valid')
+    if (!claims) throw SESSION_ERRORS.accessTokenNotValid()
     // One round trip to the session store, in parallel with the user lookup (usually from memory).
     const [active, user] = await Promise.all([sessions.isActive(claims.sid), userCache.get(claims.user_id)])
-    if (!active) throw tokenNotValid()
-    if (!user) throw unknownUser()
-    if (!user.isActive) throw userInactive()
+    if (!active) throw SESSION_ERRORS.tokenNotValid()
+    if (!user) throw SESSION_ERRORS.unknownUser()
+    if (!user.isActive) throw SESSION_ERRORS.userInactive()
     return { user, claims }
   }
   return new Elysia().macro({
@@ -40,12 +40,9 @@ export const authGuard = ({ tokens, sessions, userCache }: GuardDeps) => {
       async resolve({ headers }) {
         const caller = await authenticate(headers.authorization)
         // Read from the same invalidated cache: a revoked admin loses the rights on every instance at once.
-        if (!caller.user.isAdmin) throw permissionDenied()
+        if (!caller.user.isAdmin) throw USER_ERRORS.permissionDenied()
         return caller
       },
     },
   })
 }
-
-/** DRF's answer to an authenticated caller who may not do this. */
-export const permissionDenied = () => new ApiError(403, 'permission_denied', 'You do not have permission to perform this action.')
