@@ -7,6 +7,7 @@ import {
   type RotateResult,
   type SessionInfo,
   type SessionStore,
+  StoreUnavailableError,
 } from './store'
 
 // Scripts touch keys derived from the session hash (the user's index, per-sid keys), which standalone Redis allows;
@@ -134,9 +135,14 @@ export function createRedisSessionStore(options: { client: RedisClient; prefix: 
       )
     },
 
-    async isActive(sid: string) {
-      return (await redisCall(() => client.exists(sessionKey(sid)))) === 1
-    },
+    // Every authenticated request's one round trip: a single promise, without redisCall's async wrapper.
+    isActive: (sid: string) =>
+      client.exists(sessionKey(sid)).then(
+        (found) => found === 1,
+        (err: unknown) => {
+          throw new StoreUnavailableError(err)
+        },
+      ),
 
     async rotate(input: RotateInput) {
       // The successor pair is stored only so that racing requests presenting the just-rotated token receive the

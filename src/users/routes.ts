@@ -6,7 +6,7 @@ import { ApiError, ErrorBody, FieldErrorsBody } from '../errors'
 import type { Metrics } from '../metrics'
 import type { RateLimiter } from '../sessions/rate-limiter'
 import { listUsers } from './directory'
-import { toUserBody, trimNameAndEmail, UpdateBody, User, UserIdParams } from './model'
+import { toUserBody, trimNameAndEmail, UpdateBody, User, UserIdParams, type UserBody } from './model'
 import { pictureLimits, readPicture } from './picture'
 import { deleteUser, findUserById, updateUser, type UsersDeps } from './service'
 import type { UserRow } from './table'
@@ -36,6 +36,14 @@ export const usersRoutes = (
   deps: UsersDeps & GuardDeps & { config: ServiceConfig; limiter: RateLimiter; metrics: Pick<Metrics, 'sessionsEnded' | 'rateLimited'> },
 ) => {
   const present = (user: UserRow, withEmail: boolean) => toUserBody(user, withEmail, deps.files)
+  // GET /me and /{id} answer from the guard's cached rows: a row changes only by being replaced, so each
+  // row's two bodies are built once and live as long as the row does.
+  const bodies = new WeakMap<UserRow, { own?: UserBody; public?: UserBody }>()
+  const presentCached = (user: UserRow, withEmail: boolean) => {
+    let entry = bodies.get(user)
+    if (!entry) bodies.set(user, (entry = {}))
+    return withEmail ? (entry.own ??= present(user, true)) : (entry.public ??= present(user, false))
+  }
 
   // A password change ends every other session; the caller's own continues.
   const update = async ({ user: cached, claims, body }: { user: UserRow; claims: TokenClaims; body: UpdateBody }) => {
@@ -69,7 +77,7 @@ export const usersRoutes = (
 
   return new Elysia({ prefix: '/api/users', tags: ['users'] })
     .use(authGuard(deps))
-    .get('/me', ({ user }) => present(user, true), {
+    .get('/me', ({ user }) => presentCached(user, true), {
       auth: true,
       response: { 200: User, ...authErrors },
       detail: { summary: 'The caller (every other service calls this to authenticate a request)' },
@@ -104,7 +112,7 @@ export const usersRoutes = (
         // Other users' rows come from the same invalidated cache as the caller's.
         const found = params.id === user.id ? user : await deps.userCache.get(params.id)
         if (!found) throw userNotFound()
-        return present(found, found.id === user.id || user.isAdmin)
+        return presentCached(found, found.id === user.id || user.isAdmin)
       },
       {
         auth: true,
