@@ -1,5 +1,5 @@
 import type { TokenPair } from '../auth/tokens'
-import { luaScript, redisCall, runScript, type RedisClient } from './redis-client'
+import { commandDeadlines, luaScript, REDIS_COMMAND_TIMEOUT_MS, redisCall, runScript, withoutCommandTimeout, type RedisClient } from './redis-client'
 import {
   sanitizeMetadata,
   type CreateSessionInput,
@@ -114,6 +114,9 @@ export function createRedisSessionStore(options: { client: RedisClient; prefix: 
   const sessionKey = (sid: string) => sessionPrefix + sid
   const successorKey = (sid: string) => `${sessionPrefix}${sid}:successor`
   const indexKey = (userId: string) => indexPrefix + userId
+  // The session check runs on every authenticated request: bounded by one shared timer instead of one each.
+  const untimed = withoutCommandTimeout(client)
+  const deadlines = commandDeadlines(REDIS_COMMAND_TIMEOUT_MS)
 
   return {
     async create(input: CreateSessionInput) {
@@ -135,9 +138,9 @@ export function createRedisSessionStore(options: { client: RedisClient; prefix: 
       )
     },
 
-    // Every authenticated request's one round trip: a single promise, without redisCall's async wrapper.
+    // Every authenticated request's one round trip: without redisCall's async wrapper or a timer of its own.
     isActive: (sid: string) =>
-      client.exists(sessionKey(sid)).then(
+      deadlines.within(untimed.exists(sessionKey(sid))).then(
         (found) => found === 1,
         (err: unknown) => {
           throw new StoreUnavailableError(err)
