@@ -1,16 +1,18 @@
 import { cors } from '@elysiajs/cors'
 import { Elysia } from 'elysia'
 import { authRoutes } from './auth/routes'
-import { requestBodies } from './body'
+import { requestBodies } from './http/body'
 import type { Deps } from './deps'
 import { apiDocs } from './docs'
-import { errorsPlugin } from './errors'
-import { restoreStringFormats } from './formats'
-import { requestHooks } from './request-hooks'
+import { errorsPlugin } from './http/errors'
+import { restoreStringFormats } from './http/formats'
+import { requestHooks } from './http/request-hooks'
 import { relayWakeup } from './events/plugin'
+import { metricsRoute } from './health/metrics-route'
 import { healthRoutes } from './health/routes'
-import { sessionsRoutes } from './sessions/routes'
-import { mediaRoutes } from './storage/routes'
+import { recoveryRoutes } from './recovery/routes'
+import { sessionsRoutes } from './auth/sessions-routes'
+import { mediaRoutes } from './users/media-routes'
 import { usersRoutes } from './users/routes'
 
 /** The whole HTTP API over the given dependencies; opens no connection itself. */
@@ -24,12 +26,16 @@ export function createApp(deps: Deps) {
     .use(corsFor(deps.config.corsOrigins))
     .use(apiDocs())
     .use(relayWakeup(deps.relay))
-    .use(healthRoutes(deps.readiness, deps.metrics))
+    // The same after-response wake-up: a request that queued a message sees it leave within milliseconds.
+    .use(relayWakeup(deps.mailRelay))
+    .use(metricsRoute(deps.metrics))
+    .use(healthRoutes(deps.readiness))
     .use(requestBodies(bodyLimits(deps.config)))
     .use(authRoutes(deps))
     .use(sessionsRoutes(deps))
     .use(mediaRoutes(deps.files))
     .use(usersRoutes(deps))
+    .use(recoveryRoutes(deps))
 }
 
 /**

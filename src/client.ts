@@ -1,6 +1,6 @@
 import { treaty } from '@elysiajs/eden'
 import type { App } from './app'
-import type { TokenPair } from './auth/tokens'
+import type { TokenPair } from './sessions/tokens'
 
 export type { TokenPair }
 

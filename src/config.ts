@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import { algorithmOf } from './auth/tokens'
+import { algorithmOf } from './key-algorithm'
 
 /** A setting that cannot be used; the message names the variable. */
 export class ConfigError extends Error {}
@@ -97,75 +97,33 @@ const Env = Type.Object({
   MAX_BODY_BYTES: integer('a size in bytes', 1024),
   ARGON2_MEMORY_KIB: integer(`a memory cost in KiB, at least ${LEAST_ARGON2_MEMORY_KIB} (OWASP minimum)`, LEAST_ARGON2_MEMORY_KIB),
   ARGON2_TIME_COST: integer('an iteration count', 1, 100),
+  SMTP_URL: url('smtp|smtps'),
+  MAIL_FROM: text('a sender such as "Acme <no-reply@acme.test>"'),
+  PRODUCT_NAME: text(),
+  PASSWORD_RESET_URL: url('http|https'),
+  EMAIL_VERIFY_URL: url('http|https'),
+  MAIL_RETRY_MAX: duration,
+  PASSWORD_RESET_TOKEN_LIFETIME: duration,
+  EMAIL_VERIFY_TOKEN_LIFETIME: duration,
+  REQUIRE_EMAIL_VERIFICATION: boolean,
+  MAIL_REQUESTS_PER_ADDRESS: integer('a number of requests'),
+  MAIL_REQUESTS_PER_EMAIL: integer('a number of requests'),
+  MAIL_REQUEST_WINDOW: duration,
   LOG_LEVEL: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('silent')], { description: 'one of debug, info, warn, error, silent' })),
 })
 type Env = Static<typeof Env>
 
-const RateRule = Type.Object({ limit: Type.Integer(), windowSeconds: Type.Integer() })
+/**
+ * The service's settings, as loadConfig builds them: its return type is the one definition, so the type
+ * and the parsing cannot drift. The environment's rules are the Env schema above.
+ */
+export type Config = ReturnType<typeof loadConfig>
 
-export const Config = Type.Object({
-  /** Absent only on the embedded default, where main.ts generates and keeps one. */
-  secretKey: Type.Optional(Type.String()),
-  databaseUrl: Type.Optional(Type.String()),
-  databaseTimeouts: Type.Object({ connectTimeoutSeconds: Type.Integer({ minimum: 1 }), statementTimeoutSeconds: Type.Integer({ minimum: 1 }) }),
-  redisUrl: Type.Optional(Type.String()),
-  amqpUrl: Type.Optional(Type.String()),
-  currentQueue: Type.Optional(Type.String()),
-  queueList: Type.Array(Type.String()),
-  queueDurable: Type.Boolean(),
-  eventsExchange: Type.String(),
-  userCache: Type.Object({ ttlMs: Type.Integer(), maxEntries: Type.Integer() }),
-  publicUrl: Type.String(),
-  profilePicMaxBytes: Type.Integer(),
-  /** Pictures declaring more pixels are refused before being decoded. */
-  profilePicMaxPixels: Type.Integer(),
-  /** Stored pictures are shrunk to fit a square of this side. */
-  profilePicMaxSide: Type.Integer(),
-  s3: Type.Optional(
-    Type.Object({
-      bucket: Type.String(),
-      endpoint: Type.Optional(Type.String()),
-      region: Type.Optional(Type.String()),
-      accessKeyId: Type.Optional(Type.String()),
-      secretAccessKey: Type.Optional(Type.String()),
-      publicUrl: Type.Optional(Type.String()),
-    }),
-  ),
-  outbox: Type.Object({
-    sweepIntervalMs: Type.Integer({ minimum: 1 }),
-    maxAttempts: Type.Integer({ minimum: 1 }),
-    retentionMs: Type.Integer({ minimum: 1 }),
-  }),
-  host: Type.String(),
-  port: Type.Integer(),
-  dataDir: Type.String(),
-  accessTokenSeconds: Type.Integer({ minimum: 1 }),
-  refreshTokenSeconds: Type.Integer({ minimum: 1 }),
-  /** A session's absolute lifetime from its login, however often it is refreshed. */
-  sessionMaxAgeSeconds: Type.Integer({ minimum: 1 }),
-  jwtAudience: Type.Optional(Type.String()),
-  jwtIssuer: Type.Optional(Type.String()),
-  jwtPrivateKeyPem: Type.Optional(Type.String()),
-  jwtPreviousPublicKeyPems: Type.Array(Type.String()),
-  refreshGraceSeconds: Type.Integer(),
-  redisKeyPrefix: Type.String(),
-  trustedProxyHops: Type.Integer(),
-  limits: Type.Object({
-    loginPerAccountAddress: RateRule,
-    loginPerAddress: RateRule,
-    loginPerAccount: RateRule,
-    registerPerAddress: RateRule,
-    currentPasswordPerUser: RateRule,
-  }),
-  corsOrigins: Type.Array(Type.String()),
-  maxBodyBytes: Type.Integer(),
-  argon2: Type.Object({ memoryCost: Type.Integer({ minimum: 8 }), timeCost: Type.Integer({ minimum: 1 }) }),
-  logLevel: Type.String(),
-})
-export type Config = Static<typeof Config>
+/** The configuration a running service holds: a secret key always (main.ts generates one when none is set). */
+export type ServiceConfig = Config & { secretKey: string }
 
 /** The one reader of the environment: parses and checks every setting, or throws a ConfigError naming the variable. */
-export function loadConfig(env: Record<string, string | undefined>): Config {
+export function loadConfig(env: Record<string, string | undefined>) {
   const raw = pickDefined(env, Object.keys(Env.properties))
   const error = Value.Errors(Env, raw).First()
   if (error) {
@@ -234,6 +192,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       loginPerAccount: rule(raw.LOGIN_FAILURES_PER_ACCOUNT ?? '50', raw.LOGIN_FAILURE_WINDOW ?? '15m'),
       registerPerAddress: rule(raw.REGISTRATIONS_PER_ADDRESS ?? '20', raw.REGISTRATION_WINDOW ?? '1h'),
       currentPasswordPerUser: rule(raw.CURRENT_PASSWORD_FAILURES_PER_USER ?? '10', raw.LOGIN_FAILURE_WINDOW ?? '15m'),
+      // Reset requests and verification resends; the per-email one counts unknown emails alike (docs/recovery.md).
+      mailPerAddress: rule(raw.MAIL_REQUESTS_PER_ADDRESS ?? '20', raw.MAIL_REQUEST_WINDOW ?? '1h'),
+      mailPerEmail: rule(raw.MAIL_REQUESTS_PER_EMAIL ?? '5', raw.MAIL_REQUEST_WINDOW ?? '1h'),
+    },
+    mail: mailSettings(raw),
+    recovery: {
+      resetTokenSeconds: parseDuration(raw.PASSWORD_RESET_TOKEN_LIFETIME ?? '1h'),
+      verifyTokenSeconds: parseDuration(raw.EMAIL_VERIFY_TOKEN_LIFETIME ?? '24h'),
+      requireEmailVerification: parseBoolean(raw.REQUIRE_EMAIL_VERIFICATION ?? 'false'),
     },
     corsOrigins: splitList(raw.CORS_ALLOWED_ORIGINS),
     maxBodyBytes: Number(raw.MAX_BODY_BYTES ?? 1024 * 1024),
@@ -283,6 +250,18 @@ function argon2Cost(raw: Env) {
 
 const leastMemoryFor = (passes: number) =>
   Math.min(...OWASP_ARGON2ID.filter((setting) => passes >= setting.passes).map((setting) => setting.memoryKib))
+
+function mailSettings(raw: Env) {
+  const publicUrl = (raw.PUBLIC_URL ?? `http://localhost:${raw.PORT ?? 8000}`).replace(/\/+$/, '')
+  return {
+    smtpUrl: raw.SMTP_URL,
+    from: raw.MAIL_FROM ?? `${raw.PRODUCT_NAME ?? 'Users'} <no-reply@${new URL(publicUrl).hostname}>`,
+    productName: raw.PRODUCT_NAME ?? 'Users',
+    resetUrl: raw.PASSWORD_RESET_URL ?? `${publicUrl}/password-reset`,
+    verifyUrl: raw.EMAIL_VERIFY_URL ?? `${publicUrl}/verify-email`,
+    retryMaxMs: parseDuration(raw.MAIL_RETRY_MAX ?? '5m') * 1000,
+  }
+}
 
 function postgresUrlFromParts(raw: Env) {
   if (!raw.POSTGRES_HOST) return undefined

@@ -1,25 +1,28 @@
-import { createPasswords, type Passwords } from './auth/passwords'
-import { createTokens, type Tokens } from './auth/tokens'
+import { createPasswords, type Passwords } from './users/passwords'
+import { createTokens, type Tokens } from './sessions/tokens'
 import { systemClock, type Clock } from './clock'
-import { targetQueues, type Config } from './config'
+import { targetQueues, type Config, type ServiceConfig } from './config'
 import { openPglite, openPostgres, type Database, type DbHandle } from './db'
 import { createAmqpPublisher, type AmqpPublisherOptions, type Publisher } from './events/publisher'
 import { createRelay, type Relay } from './events/relay'
 import { brokerCheck, databaseCheck, evictionPolicy, outboxCheck, redisCheck, type ReadinessCheck } from './health/checks'
 import type { Logger } from './logger'
+import { createMailRelay, type MailRelay } from './mail/relay'
+import { createMailMetrics, mailCheck } from './mail/observability'
+import { createMailTransport, type MailTransport } from './mail/transport'
 import { createMetrics, type Metrics } from './metrics'
-import { createRequestTracker, type RequestTracker } from './request-hooks'
+import { recoveryLifecycle } from './recovery/service'
+import { createRequestTracker, type RequestTracker } from './http/request-tracker'
 import { createMemoryRateLimiter } from './sessions/memory-rate-limiter'
 import { createMemorySessionStore } from './sessions/memory-store'
 import type { RateLimiter } from './sessions/rate-limiter'
-import { connectRedis, type RedisClient } from './sessions/redis-client'
+import { connectRedis, type RedisClient } from './redis/client'
 import { createRedisRateLimiter } from './sessions/redis-rate-limiter'
 import { createRedisSessionStore } from './sessions/redis-store'
 import type { SessionStore } from './sessions/store'
 import { createFileStore, type FileStore } from './storage/files'
 import { createUserCache, redisInvalidationBus, type UserCache } from './users/cache'
-
-export type ServiceConfig = Config & { secretKey: string }
+import type { UserLifecycle } from './users/service'
 
 /** Everything that touches the outside world, built once and passed to createApp. */
 export type Deps = {
@@ -32,6 +35,9 @@ export type Deps = {
   sessions: SessionStore
   limiter: RateLimiter
   relay: Relay
+  mailRelay: MailRelay
+  /** Recovery's part in user changes: verification messages, notices, voided tokens. */
+  lifecycle: UserLifecycle
   files: FileStore
   metrics: Metrics
   userCache: UserCache
@@ -49,6 +55,8 @@ export type Connections = {
   publisher?: Publisher
   /** The picture store; the configured one when not given. */
   files?: FileStore
+  /** Where mail goes; SMTP_URL, or .eml files under DATA_DIR/mail, when not given. */
+  mail?: MailTransport
 }
 
 export type Stores = { sessions: SessionStore; limiter: RateLimiter }
@@ -66,7 +74,7 @@ export async function createDeps(config: ServiceConfig, logger: Logger, clock: C
     database,
     /** Flushes the outbox within the deadline, then closes every connection. */
     async close(deadlineMs: number) {
-      await deps.relay.stop({ deadlineMs })
+      await Promise.all([deps.relay.stop({ deadlineMs }), deps.mailRelay.stop({ deadlineMs })])
       await deps.userCache.close()
       await publisher?.close()
       await redis?.close().catch(() => {})
@@ -136,6 +144,24 @@ export async function buildDeps(config: ServiceConfig, connections: Connections,
     onPublishFailure: (reason) => metrics.publishFailures.inc({ reason }),
   })
   metrics.watchOutbox(relay)
+  const mailMetrics = createMailMetrics(metrics.registry)
+  const mailRelay = createMailRelay({
+    database,
+    transport: connections.mail ?? createMailTransport(config, logger),
+    logger,
+    clock,
+    from: config.mail.from,
+    brand: config.mail,
+    options: {
+      sweepIntervalMs: config.outbox.sweepIntervalMs,
+      maxAttempts: config.outbox.maxAttempts,
+      retentionMs: config.outbox.retentionMs,
+      backoff: { initialMs: Math.min(1_000, config.mail.retryMaxMs), maxMs: config.mail.retryMaxMs },
+    },
+    onSent: mailMetrics.onSent,
+    onFailure: mailMetrics.onFailure,
+  })
+  mailMetrics.watch(mailRelay)
   const userCache = createUserCache({
     db: database.db,
     clock,
@@ -153,6 +179,8 @@ export async function buildDeps(config: ServiceConfig, connections: Connections,
     sessions,
     limiter,
     relay,
+    mailRelay,
+    lifecycle: recoveryLifecycle({ clock, config }),
     files: connections.files ?? createFileStore(config),
     metrics,
     userCache,
@@ -162,6 +190,7 @@ export async function buildDeps(config: ServiceConfig, connections: Connections,
       ...(redis ? [redisCheck(redis)] : []),
       ...(publisher ? [brokerCheck(publisher)] : []),
       outboxCheck(relay),
+      mailCheck(mailRelay),
     ],
   }
 }

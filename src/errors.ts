@@ -1,22 +1,30 @@
-import { Kind } from '@sinclair/typebox'
-import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
-import { Elysia, t, ValidationError } from 'elysia'
-import { characterCount } from './formats'
-import type { Logger } from './logger'
+/**
+ * What went wrong, in words a service can say without knowing HTTP. The edge (http/errors.ts) gives
+ * each kind its status and headers in one table; a feature names its own errors with these.
+ */
+export type ErrorKind =
+  | 'unauthenticated'
+  | 'forbidden'
+  | 'not_found'
+  | 'too_large'
+  | 'unsupported'
+  | 'invalid'
+  | 'throttled'
+  | 'unavailable'
 
-/** An error the client caused or must hear about, rendered as `{detail, code}` with its status. */
-export class ApiError extends Error {
+/** An expected failure: its kind, a stable snake_case code and a message, both public; `retryAfterSeconds` when waiting helps. */
+export class ServiceError extends Error {
   constructor(
-    readonly status: number,
+    readonly kind: ErrorKind,
     readonly code: string,
     readonly detail: string,
-    readonly headers: Record<string, string> = {},
+    readonly retryAfterSeconds?: number,
   ) {
     super(detail)
   }
 }
 
-/** A 400 keyed by field name, each with a list of messages (DRF's shape, which the frontend maps onto its form). */
+/** Invalid input keyed by field name, each with a list of messages (DRF's shape, which the frontend maps onto its form). */
 export class FieldErrors extends Error {
   constructor(readonly fields: Record<string, string[]>) {
     super('invalid input')
@@ -25,89 +33,14 @@ export class FieldErrors extends Error {
 
 export const fieldError = (field: string, message: string) => new FieldErrors({ [field]: [message] })
 
-export const unauthorized = (detail: string, code: string) =>
-  new ApiError(401, code, detail, { 'www-authenticate': 'JWT realm="api"' })
+/** Too many attempts: the code `throttled`, and when to come back. */
+export const throttled = (retryAfterSeconds: number) =>
+  new ServiceError('throttled', 'throttled', `Request was throttled. Expected available in ${retryAfterSeconds} seconds.`, retryAfterSeconds)
 
-export const ErrorBody = t.Object({ detail: t.String(), code: t.String() }, { description: 'An error with a stable snake_case code' })
-export const FieldErrorsBody = t.Record(t.String(), t.Array(t.String()), {
-  description: 'Messages keyed by field name (DRF style)',
-})
-
-const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
-  Response.json(body, { status, headers })
-
-const errorResponse = (error: ApiError) =>
-  json(error.status, { detail: error.detail, code: error.code }, error.headers)
-
-/** Renders every error in the contract's shapes; nothing else ever reaches a client. */
-export const errorsPlugin = (logger: Logger) =>
-  new Elysia({ name: 'errors' }).onError({ as: 'global' }, ({ code, error, request, set }) => {
-    const response = render(code, error)
-    if (response.status === 500) logger.error({ err: error, method: request.method, url: request.url }, 'unhandled error')
-    // The access log and the metrics read the status from here once the response has gone.
-    set.status = response.status
-    return response
-  })
-
-function render(code: string | number, error: unknown): Response {
-  // Matched by class, not by `code`: a plugin's registered error codes do not reach every scope.
-  const cause = code === 'PARSE' && error instanceof Error ? error.cause : error
-  // Drizzle wraps a failed query's error (a DatabaseUnavailableError, say) in one of its own.
-  const api = apiErrorIn(cause)
-  if (api) return errorResponse(api)
-  if (cause instanceof FieldErrors) return json(400, cause.fields)
-  if (code === 'VALIDATION' && error instanceof ValidationError && error.type !== 'response')
-    // A malformed path parameter names no resource: DRF's uuid converter answers 404 too.
-    return error.type === 'params' ? errorResponse(notFound) : json(400, fieldMessages(error))
-  if (code === 'PARSE') return errorResponse(new ApiError(400, 'parse_error', 'JSON parse error: the request body is not valid JSON.'))
-  if (code === 'NOT_FOUND') return errorResponse(notFound)
-  return errorResponse(new ApiError(500, 'server_error', 'Internal server error.'))
-}
-
-const notFound = new ApiError(404, 'not_found', 'Not found.')
-
-function apiErrorIn(error: unknown): ApiError | undefined {
-  for (let depth = 0; error instanceof Error && depth < 5; depth++, error = error.cause)
-    if (error instanceof ApiError) return error
-  return undefined
-}
-
-function fieldMessages(error: Pick<ValidationError, 'all'>): Record<string, string[]> {
-  const fields: Record<string, string[]> = {}
-  for (const issue of error.all as ValueError[]) {
-    const field = issue.path.split('/')[1] || 'non_field_errors'
-    fields[field] ??= [drfMessage(issue)]
-  }
-  return Object.keys(fields).length ? fields : { non_field_errors: ['Invalid data.'] }
-}
-
-// DRF's wording, which the old frontend shows as is.
-function drfMessage(issue: ValueError): string {
-  const { schema } = issue
-  // A missing field fails as a type error on `undefined`; "required" is the message that helps.
-  if (issue.value === undefined) return 'This field is required.'
-  switch (issue.type) {
-    case ValueErrorType.ObjectRequiredProperty:
-      return 'This field is required.'
-    case ValueErrorType.StringMinLength:
-      return tooShort(schema.minLength)
-    case ValueErrorType.StringMaxLength:
-      return tooLong(schema.maxLength)
-    case ValueErrorType.Kind:
-      if (schema[Kind] !== 'Text') return issue.message
-      if (typeof issue.value !== 'string') return 'Not a valid string.'
-      return characterCount(issue.value) < schema.minLength ? tooShort(schema.minLength) : tooLong(schema.maxLength)
-    case ValueErrorType.StringFormat:
-      return schema.format === 'email' ? 'Enter a valid email address.' : `Enter a valid ${schema.format}.`
-    case ValueErrorType.String:
-      return 'Not a valid string.'
-    case ValueErrorType.StringPattern:
-      return typeof schema.error === 'string' ? schema.error : 'Enter a valid value.'
-    default:
-      return issue.message
+/** A backing service did not answer: the request fails whole, and the client may retry in a second. */
+export class UnavailableError extends ServiceError {
+  constructor(what: string, cause?: unknown) {
+    super('unavailable', 'service_unavailable', `The ${what} is unavailable; try again shortly.`, 1)
+    this.cause = cause
   }
 }
-
-const tooShort = (minLength: number) =>
-  minLength === 1 ? 'This field may not be blank.' : `Ensure this field has at least ${minLength} characters.`
-const tooLong = (maxLength: number) => `Ensure this field has no more than ${maxLength} characters.`

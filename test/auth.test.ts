@@ -36,7 +36,7 @@ describe('register', () => {
   test('trims the email and name, and stores the email lower-cased', async () => {
     const user = await t.registerUser({ email: '  Mixed.Case@Example.COM ', full_name: '  Ann Trim  ' })
     const me = await t.call('GET', '/api/users/me/', { token: user.access })
-    expect(me.body).toEqual({ id: user.id, email: 'mixed.case@example.com', full_name: 'Ann Trim', profile_pic: null })
+    expect(me.body).toEqual({ id: user.id, email: 'mixed.case@example.com', email_verified: false, full_name: 'Ann Trim', profile_pic: null })
   })
 
   test('rejects an email that differs from a taken one only by case', async () => {
@@ -106,7 +106,7 @@ describe('login', () => {
   test('records the time of the last login', async () => {
     const user = await t.registerUser()
     await t.call('POST', '/api/users/login/', { body: { email: user.email, password: user.password } })
-    const { findUserById } = await import('../src/users/service')
+    const { findUserById } = await import('../src/users/lookup')
     const row = await findUserById(t.deps.db, user.id)
     expect(row?.lastLogin?.getTime()).toBe(t.clock.now())
   })

@@ -110,13 +110,16 @@ describe('Dockerfile', () => {
     for (const entry of ['node_modules', 'dist', 'data', '.env', '.git']) expect(ignored).toContain(entry)
   })
 
-  test('ships the C++ runtime libvips needs, and installs with the sharp patch that embeds it', () => {
+  test('ships the C++ runtime libvips needs, and installs with the dependency patches (sharp, postgres.js)', () => {
     expect(finalStage[0]).toMatch(/^FROM gcr\.io\/distroless\/cc-debian12:nonroot$/)
     const install = instructions.findIndex((line) => line.startsWith('RUN bun install'))
     const patches = instructions.findIndex((line) => line === 'COPY patches ./patches')
     expect(patches).toBeGreaterThan(-1)
     expect(patches).toBeLessThan(install)
-    expect(Object.values(JSON.parse(read('package.json')).patchedDependencies)).toEqual(['patches/sharp@0.35.5.patch'])
+    const patched: string[] = Object.values(JSON.parse(read('package.json')).patchedDependencies)
+    expect(patched.sort()).toEqual(['patches/postgres@3.4.9.patch', 'patches/sharp@0.35.5.patch'])
+    // Every patch the install applies is copied in before it.
+    for (const patch of patched) expect(existsSync(join(root, patch))).toBe(true)
   })
 
   test('builds with the same script CI uses to build the binary', () => {

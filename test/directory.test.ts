@@ -38,7 +38,7 @@ describe('GET /api/users/?ids=', () => {
 
   test('shows emails to an admin', async () => {
     const response = await list(`?ids=${viewer.id}`, admin.access)
-    expect(response.body.results).toEqual([{ id: viewer.id, email: viewer.email, full_name: 'Viewer Person', profile_pic: null }])
+    expect(response.body.results).toEqual([{ id: viewer.id, email: viewer.email, email_verified: false, full_name: 'Viewer Person', profile_pic: null }])
   })
 
   test('skips unknown ids and returns more than a default page when asked', async () => {

@@ -152,6 +152,7 @@ describe('importing into a service that already has a user', () => {
 
   test('copies pictures from --media into storage, re-encoded as uploads are, and reports the ones it cannot copy', async () => {
     const key = (await userRow(t, ann.id))?.profilePic
+    expect((await userRow(t, ann.id))?.emailVerified).toBe(true)
     expect(key).toMatch(new RegExp(`^profile-pics/${ann.id}/[0-9a-f]{32}\\.webp$`))
     const stored = sharp(await Bun.file(join(t.mediaDir, key!)).bytes())
     expect(await stored.metadata()).toMatchObject({ format: 'webp', width: 1, height: 1 })
@@ -237,6 +238,8 @@ describe('a dry run, then the import with events', () => {
     expect(events.find((event) => event.userId === ann.id)?.payload).toEqual({
       id: ann.id,
       email: 'ann.smith@example.com',
+      // The old service's users count as verified (docs/recovery.md).
+      email_verified: true,
       full_name: 'Ann Smith',
       profile_pic: `http://users.test/api/users/media/${key}`,
     })

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { eq } from 'drizzle-orm'
-import { createPasswords } from '../src/auth/passwords'
+import { createPasswords } from '../src/users/passwords'
 import { loadConfig } from '../src/config'
 import { users } from '../src/users/table'
 import { createTestApp, type TestApp } from './support/app'

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { isDjangoHash, verifyDjangoPassword } from '../src/auth/django-passwords.ts'
+import { isDjangoHash, verifyDjangoPassword } from '../src/users/django-passwords.ts'
 
 type Fixtures = {
   cases: { hasher: string; password: string; encoded: string }[]

@@ -36,7 +36,8 @@ describe('the old wire format', () => {
     await t.call('DELETE', `/api/users/${user.id}/`, { token: user.access })
 
     await waitFor(() => queues.every((queue) => received(user.id, queue).length === 3), 'three events on each queue')
-    const record = { id: user.id, email: user.email, profile_pic: null }
+    // The old body, with email_verified added (the contract allows it; old consumers ignore it).
+    const record = { id: user.id, email: user.email, email_verified: false, profile_pic: null }
     for (const queue of queues)
       expect(namesAndBodies(user.id, queue)).toEqual([
         ['user.created', { ...record, full_name: 'Wire Format' }],
@@ -146,7 +147,7 @@ describe('latency and readiness', () => {
     const response = await t.call('GET', '/health/ready')
     expect(response.status).toBe(200)
     expect(response.body.status).toBe('ok')
-    expect(Object.keys(response.body.checks).sort()).toEqual(['broker', 'database', 'outbox', 'redis'])
+    expect(Object.keys(response.body.checks).sort()).toEqual(['broker', 'database', 'mail', 'outbox', 'redis'])
     for (const check of Object.values(response.body.checks)) expect(check).toMatchObject({ status: 'up' })
   })
 })

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { healthRoutes } from '../src/health/routes'
-import { createMetrics } from '../src/metrics'
 import { createTestApp } from './support/app'
 
 let t: Awaited<ReturnType<typeof createTestApp>>
@@ -30,7 +29,7 @@ test('/health/ready answers 503 naming each check that is down, and runs every c
     { name: 'database', check: async () => ({ status: 'up' }) },
     { name: 'redis', check: async () => ({ status: 'down', error: 'no answer' }) },
     { name: 'broker', check: () => Promise.reject(new Error('postgres://secret@db:5432 refused')) },
-  ], createMetrics())
+  ])
   const response = await app.handle(new Request('http://localhost/health/ready'))
   expect(response.status).toBe(503)
   const body = await response.json()

@@ -25,7 +25,7 @@ test('bodies built once per cached row still follow every change of the user, wi
   const ann = await t.registerUser({ full_name: 'Ann' })
   const bob = await t.registerUser({ full_name: 'Bob' })
   const first = await t.call('GET', '/api/users/me/', { token: ann.access })
-  expect(first.body).toEqual({ id: ann.id, email: ann.email, full_name: 'Ann', profile_pic: null })
+  expect(first.body).toEqual({ id: ann.id, email: ann.email, email_verified: false, full_name: 'Ann', profile_pic: null })
   expect((await t.call('GET', '/api/users/me/', { token: ann.access })).body).toEqual(first.body)
   // The same cached row answers another caller without the email.
   expect((await t.call('GET', `/api/users/${ann.id}/`, { token: bob.access })).body).toEqual({ id: ann.id, full_name: 'Ann', profile_pic: null })

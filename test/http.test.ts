@@ -53,8 +53,19 @@ describe('malformed requests get a 4xx in the contract shape, never a 500', () =
   })
 
   test('no error body carries a stack trace', async () => {
-    const response = await register('{"email": ')
-    expect(JSON.stringify(response.body)).not.toContain('at ')
+    const user = await t.registerUser()
+    const { sessions } = t.deps
+    // A real unexpected error, thrown with its stack from inside a handler.
+    const thrown = new Error('session list exploded')
+    t.deps.sessions = { ...sessions, list: () => Promise.reject(thrown) }
+    try {
+      const response = await t.call('GET', '/api/users/sessions/', { token: user.access })
+      expect(thrown.stack).toContain('at ')
+      expect(response.status).toBe(500)
+      expect(response.body).toEqual({ detail: 'Internal server error.', code: 'server_error' })
+    } finally {
+      t.deps.sessions = sessions
+    }
   })
 })
 

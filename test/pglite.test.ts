@@ -34,7 +34,7 @@ test('register, login, me, update, refresh, get and delete work on PGlite', asyn
   const login = await t.call('POST', '/api/users/login', { body: { email: 'embedded@example.com', password: user.password } })
   expect(login.status).toBe(200)
   const me = await t.call('GET', '/api/users/me/', { token: login.body.access })
-  expect(me.body).toEqual({ id: user.id, email: 'embedded@example.com', full_name: 'Embedded', profile_pic: null })
+  expect(me.body).toEqual({ id: user.id, email: 'embedded@example.com', email_verified: false, full_name: 'Embedded', profile_pic: null })
   const update = await t.call('PATCH', '/api/users/update/', { token: login.body.access, body: { full_name: 'Renamed' } })
   expect(update.body.full_name).toBe('Renamed')
   const refresh = await t.call('POST', '/api/users/refresh/', { body: { refresh: login.body.refresh } })
@@ -67,7 +67,7 @@ test('without a broker events wait in the outbox, the log says so once, and a br
   expect(lines.filter((line) => line.msg.includes('no broker configured'))).toHaveLength(1)
 
   // What a restart with AMQP_URL set builds over the same database.
-  const config = testConfig(env)
+  const config = testConfig({ ...env, DATA_DIR: t.dataDir })
   const publisher = testPublisher()(config, logger)
   const restarted = await buildDeps(config, { database: t.database, publisher, stores: t.stores }, logger, t.clock)
   try {
@@ -75,7 +75,7 @@ test('without a broker events wait in the outbox, the log says so once, and a br
     await waitFor(() => names().length === 2, 'the backlog')
     expect(names()).toEqual(['Backlog 1', 'Backlog 2'])
   } finally {
-    await restarted.relay.stop({ deadlineMs: 1_000 })
+    await Promise.all([restarted.relay.stop({ deadlineMs: 1_000 }), restarted.mailRelay.stop({ deadlineMs: 1_000 })])
     await publisher.close()
   }
 })

@@ -138,14 +138,17 @@ describe('profile pictures', () => {
       .select()
       .from(outboxEvents)
       .where(and(eq(outboxEvents.userId, user.id), eq(outboxEvents.name, 'user.updated')))
-    expect(events.map((event) => event.payload)).toEqual([{ id: user.id, email: user.email, full_name: user.full_name, profile_pic: url }])
+    expect(events.map((event) => event.payload)).toEqual([{ id: user.id, email: user.email, email_verified: false, full_name: user.full_name, profile_pic: url }])
   })
 
   test('the media route answers 404 for anything that is not a stored picture', async () => {
     const user = await t.registerUser()
+    // `new Request` resolves `..` and `%2e%2e` segments before routing; an encoded slash reaches the router as sent.
+    const encoded = ['/api/users/media/..%2f..%2fsecret_key', '/api/users/media/profile-pics%2f..%2f..%2fsecret_key', '/api/users/media/%2e%2e%2f%2e%2e%2fsecret_key']
+    for (const path of encoded) expect(new URL(`http://localhost${path}`).pathname).toBe(path)
     for (const path of [
+      ...encoded,
       '/api/users/media/../../secret_key',
-      '/api/users/media/%2e%2e/%2e%2e/secret_key',
       `/api/users/media/profile-pics/${user.id}/${'0'.repeat(32)}.png`,
       '/api/users/media/profile-pics/x/y.png',
       '/api/users/media/',

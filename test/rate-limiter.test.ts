@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { manualClock } from '../src/clock'
 import { createMemoryRateLimiter } from '../src/sessions/memory-rate-limiter'
 import type { RateLimiter } from '../src/sessions/rate-limiter'
-import { connectRedis, type RedisClient } from '../src/sessions/redis-client'
+import { connectRedis, type RedisClient } from '../src/redis/client'
 import { createRedisRateLimiter } from '../src/sessions/redis-rate-limiter'
 
 const prefix = `test:rate-limiter:${randomUUID()}:`

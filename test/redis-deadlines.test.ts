@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
-import { commandDeadlines, CommandTimeoutError } from '../src/sessions/redis-client'
+import { commandDeadlines, CommandTimeoutError } from '../src/redis/client'
 import { createTestApp, type TestApp } from './support/app'
 import { freePort } from './support/process'
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy'

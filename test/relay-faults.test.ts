@@ -5,7 +5,8 @@ import { createPublisher } from '../src/deps'
 import { PublishError, type Publisher } from '../src/events/publisher'
 import { outboxEvents } from '../src/events/table'
 import type { Logger } from '../src/logger'
-import { findUserById, updateUser } from '../src/users/service'
+import { findUserById } from '../src/users/lookup'
+import { updateUser } from '../src/users/service'
 import { capturingLogger, createTestApp, type TestAppOptions } from './support/app'
 import { BROKER_PORT, eventsEnv, openTestBroker, testPublisher, waitFor, type TestBroker } from './support/broker'
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy'
@@ -89,7 +90,7 @@ async function renameWithoutWaiting(app: TestApp, user: { access: string }, full
 
 // Changes a user without the HTTP layer, so no after-response hook wakes the relay.
 async function renameQuietly(app: TestApp, userId: string, fullName: string) {
-  await updateUser(app.deps, (await findUserById(app.deps.db, userId))!, { full_name: fullName })
+  await updateUser(app.deps, (await findUserById(app.deps.db, userId))!, { fullName })
 }
 
 test('during a broker outage requests stay fast and readiness says so; afterwards every event arrives exactly once, in order', async () => {

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
 import { randomUUID } from 'node:crypto'
 import { createServer, type AddressInfo } from 'node:net'
-import type { TokenPair } from '../src/auth/tokens'
+import type { TokenPair } from '../src/sessions/tokens'
 import { manualClock } from '../src/clock'
 import { createMemorySessionStore } from '../src/sessions/memory-store'
-import { connectRedis, type RedisClient } from '../src/sessions/redis-client'
+import { connectRedis, type RedisClient } from '../src/redis/client'
 import { createRedisSessionStore } from '../src/sessions/redis-store'
 import { StoreUnavailableError, type SessionStore } from '../src/sessions/store'
 

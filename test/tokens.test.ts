@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { SignJWT } from 'jose'
 import { manualClock } from '../src/clock'
-import { constantTimeEqual, createTokens } from '../src/auth/tokens'
+import { constantTimeEqual, createTokens } from '../src/sessions/tokens'
 
 const secret = 'tokens-test-secret-tokens-test-secret'
 const key = new TextEncoder().encode(secret)

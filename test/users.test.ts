@@ -18,7 +18,7 @@ describe('GET /api/users/me/', () => {
     const user = await t.registerUser({ full_name: 'Me Myself' })
     const response = await t.call('GET', '/api/users/me/', { token: user.access })
     expect(response.status).toBe(200)
-    expect(response.body).toEqual({ id: user.id, email: user.email, full_name: 'Me Myself', profile_pic: null })
+    expect(response.body).toEqual({ id: user.id, email: user.email, email_verified: false, full_name: 'Me Myself', profile_pic: null })
   })
 })
 
@@ -27,7 +27,7 @@ describe('PUT and PATCH /api/users/update/', () => {
     const user = await t.registerUser()
     const response = await t.call(method, '/api/users/update/', { token: user.access, body: { full_name: '  New Name ' } })
     expect(response.status).toBe(200)
-    expect(response.body).toEqual({ id: user.id, email: user.email, full_name: 'New Name', profile_pic: null })
+    expect(response.body).toEqual({ id: user.id, email: user.email, email_verified: false, full_name: 'New Name', profile_pic: null })
     expect((await t.call('GET', '/api/users/me', { token: user.access })).body.full_name).toBe('New Name')
   })
 

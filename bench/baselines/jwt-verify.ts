@@ -1,5 +1,5 @@
 // The ceiling of GET /me: the fastest correct check of the service's HS256 access token, then a user from
-// a Map; no session check, no database, no framework. It verifies as src/auth/tokens.ts does, with a
+// a Map; no session check, no database, no framework. It verifies as src/sessions/tokens.ts does, with a
 // synchronous HMAC (WebCrypto would queue on Bun's thread pool and flatter the service): the header must
 // say HS256, the signature must match in constant time, `exp` must be ahead and `token_type` must be access.
 import { createHmac, timingSafeEqual } from 'node:crypto'

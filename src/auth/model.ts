@@ -1,5 +1,5 @@
 import { t } from 'elysia'
-import { text } from '../formats'
+import { text } from '../http/formats'
 
 export const TokenPairBody = t.Object(
   { refresh: t.String(), access: t.String() },

@@ -1,5 +1,6 @@
 import { Elysia, t } from 'elysia'
-import { ApiError, ErrorBody, FieldErrorsBody } from '../errors'
+import { ErrorBody, FieldErrorsBody } from '../http/errors'
+import { AUTH_ERRORS } from './errors'
 import { RegisterBody, trimNameAndEmail } from '../users/model'
 import { clientAddress } from './client'
 import { LoginBody, RefreshBody, TokenPairBody } from './model'
@@ -13,7 +14,7 @@ export const authRoutes = (deps: AuthDeps) =>
     .get(
       '/.well-known/jwks.json',
       () => {
-        if (deps.tokens.jwks.keys.length === 0) throw new ApiError(404, 'not_found', 'No asymmetric signing key is configured.')
+        if (deps.tokens.jwks.keys.length === 0) throw AUTH_ERRORS.noSigningKey()
         return deps.tokens.jwks
       },
       {
@@ -41,8 +42,11 @@ export const authRoutes = (deps: AuthDeps) =>
         )
         .post('/login', ({ body, client }) => login(deps, body.email, body.password, client), {
           body: LoginBody,
-          response: { 200: TokenPairBody, 400: FieldErrorsBody, ...throttled },
-          detail: { summary: 'Start a session with email and password' },
+          response: { 200: TokenPairBody, 400: FieldErrorsBody, 403: ErrorBody, ...throttled },
+          detail: {
+            summary: 'Start a session with email and password',
+            description: 'With REQUIRE_EMAIL_VERIFICATION=true, an unverified account gets 403 `email_not_verified` (after a right password only).',
+          },
         })
         .post('/refresh', ({ body }) => refresh(deps, body.refresh), {
           body: RefreshBody,

@@ -1,13 +1,17 @@
-import type { ServiceConfig } from '../deps'
-import { fieldError, FieldErrors, unauthorized } from '../errors'
-import { throttled, type Limit, type RateDecision, type RateLimiter } from '../sessions/rate-limiter'
+import type { ServiceConfig } from '../config'
+import { fieldError, FieldErrors, throttled } from '../errors'
+import { SESSION_ERRORS } from '../sessions/errors'
+import type { Limit, RateDecision, RateLimiter } from '../sessions/rate-limiter'
 import { sanitizeMetadata, type SessionStore } from '../sessions/store'
 import type { UsersDeps } from '../users/service'
 import type { UserCache } from '../users/cache'
-import { createUser, findUserByEmail, recordLogin } from '../users/service'
+import { findUserByEmail } from '../users/lookup'
+import { createUser, recordLogin } from '../users/service'
 import type { Client } from './client'
+import { AUTH_ERRORS } from './errors'
+import type { Logger } from '../logger'
 import type { Metrics } from '../metrics'
-import type { Tokens } from './tokens'
+import type { Tokens } from '../sessions/tokens'
 
 export type AuthDeps = Omit<UsersDeps, 'userCache'> & {
   userCache: Pick<UserCache, 'get' | 'invalidate'>
@@ -15,7 +19,7 @@ export type AuthDeps = Omit<UsersDeps, 'userCache'> & {
   tokens: Tokens
   sessions: SessionStore
   limiter: RateLimiter
-  logger: { warn(obj: object, msg: string): void }
+  logger: Pick<Logger, 'warn'>
   metrics: Pick<Metrics, 'logins' | 'rateLimited' | 'sessionsEnded'>
 }
 
@@ -54,6 +58,9 @@ export async function login(deps: AuthDeps, email: string, password: string, cli
     throw new FieldErrors({ email: [INVALID_CREDENTIALS], password: [INVALID_CREDENTIALS] })
   }
   await attempt.succeeded()
+  // Only after the password: an unverified account is not revealed to someone who does not know it.
+  if (deps.config.recovery.requireEmailVerification && !user.emailVerified)
+    throw AUTH_ERRORS.emailNotVerified()
   // Old formats (and argon2id below today's cost) are upgraded now, while the plain password is at hand.
   const rehashed = deps.passwords.needsRehash(user.passwordHash)
     ? await deps.passwords.hash(deps.passwords.canonical(password, user.passwordHash))
@@ -63,7 +70,7 @@ export async function login(deps: AuthDeps, email: string, password: string, cli
   return startSession(deps, user.id, client)
 }
 
-/** Counts a login attempt under each limit (or throws the 429); `succeeded` takes it back. */
+/** Counts a login attempt under each limit (or throws `throttled`); `succeeded` takes it back. */
 async function countLoginAttempt(deps: AuthDeps, account: string, ip: string | null) {
   const { limits } = deps.config
   // Without an address (a caller in process, never one over HTTP) the pair key still keeps accounts apart.
@@ -89,11 +96,11 @@ async function countLoginAttempt(deps: AuthDeps, account: string, ip: string | n
  */
 export async function refresh(deps: AuthDeps, token: string) {
   const claims = await deps.tokens.verify(token, 'refresh')
-  if (!claims) throw tokenNotValid()
+  if (!claims) throw SESSION_ERRORS.tokenNotValid()
   // The same cached row the auth guard reads: fresh within the cache's stated bound, usually from memory.
   const user = await deps.userCache.get(claims.user_id)
-  if (!user) throw unknownUser()
-  if (!user.isActive) throw userInactive()
+  if (!user) throw SESSION_ERRORS.unknownUser()
+  if (!user.isActive) throw SESSION_ERRORS.userInactive()
   // The store holds the session's start and ends it past SESSION_MAX_AGE whatever the token says; the new
   // tokens carry the login time on, so their exp stops at the same end. A token issued before auth_time
   // existed continues from its own iat (a later start): the store's end still holds for its session.
@@ -115,9 +122,9 @@ export async function refresh(deps: AuthDeps, token: string) {
     case 'reused':
       deps.metrics.sessionsEnded.inc({ reason: 'refresh_token_reuse' })
       deps.logger.warn({ userId: claims.user_id, sid: claims.sid }, 'refresh token reused: session ended')
-      throw unauthorized('Token has already been used; the session has been ended.', 'token_not_valid')
+      throw SESSION_ERRORS.tokenReused()
     case 'ended':
-      throw tokenNotValid()
+      throw SESSION_ERRORS.tokenNotValid()
   }
 }
 
@@ -128,7 +135,8 @@ export async function logout(deps: AuthDeps, userId: string, token: string) {
   if (await deps.sessions.end(claims.sid)) deps.metrics.sessionsEnded.inc({ reason: 'logout' })
 }
 
-async function startSession(deps: AuthDeps, userId: string, client: Client) {
+/** Starts a new session for the user (a login's, a registration's, a password reset's) and returns its token pair. */
+export async function startSession(deps: Pick<AuthDeps, 'tokens' | 'sessions' | 'config' | 'clock'>, userId: string, client: Client) {
   const sid = crypto.randomUUID()
   const { pair, refreshJti } = await deps.tokens.issuePair(userId, sid)
   await deps.sessions.create({
@@ -147,10 +155,3 @@ function throwIfLimited(deps: Pick<AuthDeps, 'metrics'>, limit: string, decision
   deps.metrics.rateLimited.inc({ limit })
   throw throttled(decision.retryAfterSeconds)
 }
-
-// simplejwt's answers, which the old clients know; the guard gives the same.
-export const tokenNotValid = () => unauthorized('Token is invalid or expired', 'token_not_valid')
-export const unknownUser = () => unauthorized('User not found', 'user_not_found')
-
-/** simplejwt's answer for a valid token of a deactivated user. */
-export const userInactive = () => unauthorized('User is inactive', 'user_inactive')

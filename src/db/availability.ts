@@ -1,11 +1,10 @@
 import type { Sql } from 'postgres'
-import { ApiError } from '../errors'
+import { UnavailableError } from '../errors'
 
-/** The database could not be reached or did not answer in time: a 503 the client may retry, as for Redis. */
-export class DatabaseUnavailableError extends ApiError {
+/** The database could not be reached or did not answer in time: the client may retry, as for Redis. */
+export class DatabaseUnavailableError extends UnavailableError {
   constructor(cause?: unknown) {
-    super(503, 'service_unavailable', 'The database is unavailable; try again shortly.', { 'retry-after': '1' })
-    this.cause = cause
+    super('database', cause)
   }
 }
 

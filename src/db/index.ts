@@ -12,12 +12,14 @@ import { backoffDelay } from '../backoff'
 import type { Logger } from '../logger'
 import { guardAvailability } from './availability'
 import { readMigrations } from './migrations'
-import * as schema from './schema'
 
 export { DatabaseUnavailableError } from './availability'
 
-/** Either driver, seen through Drizzle's common Postgres interface. */
-export type Database = PgDatabase<PgQueryResultHKT, typeof schema>
+/**
+ * Either driver, seen through Drizzle's common Postgres interface. No schema is registered: queries name
+ * the feature's own tables (users/table.ts, events/table.ts), so db/ depends on no feature.
+ */
+export type Database = PgDatabase<PgQueryResultHKT>
 export type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0]
 
 /** The rows of a raw query, which postgres.js returns as an array and PGlite inside `{ rows }`. */
@@ -89,7 +91,7 @@ export async function openPostgres(
     onDown: (err) => options.logger?.warn({ err }, 'database unreachable: requests answer 503 until it is back'),
     onUp: () => options.logger?.info('database reachable again'),
   })
-  const db = drizzlePostgres(client, { schema, casing }) as unknown as Database
+  const db = drizzlePostgres(client, { casing }) as unknown as Database
   return {
     db,
     driver: 'postgres',
@@ -99,7 +101,7 @@ export async function openPostgres(
     openSession() {
       const session = postgres(url, clientOptions(1, timeouts))
       // A short grace: whatever a closing session leaves uncommitted is simply done again later.
-      return { db: drizzlePostgres(session, { schema, casing }) as unknown as Database, close: () => session.end({ timeout: 1 }) }
+      return { db: drizzlePostgres(session, { casing }) as unknown as Database, close: () => session.end({ timeout: 1 }) }
     },
   }
 }
@@ -126,7 +128,7 @@ export async function openPglite(dataDir?: string): Promise<DbHandle> {
   // Loaded only for the embedded default: a service on Postgres keeps its memory for requests.
   const [{ PGlite }, { drizzle: drizzlePglite }] = await Promise.all([import('@electric-sql/pglite'), import('drizzle-orm/pglite')])
   const client = await PGlite.create({ dataDir, pgliteWasmModule, initdbWasmModule, fsBundle: Bun.file(pgliteData) })
-  const db = drizzlePglite(client, { schema, casing })
+  const db = drizzlePglite(client, { casing })
   await migrate(db)
   return {
     db: db as unknown as Database,

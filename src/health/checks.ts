@@ -1,7 +1,7 @@
 import type { DbHandle } from '../db'
 import type { Publisher } from '../events/publisher'
 import type { Relay } from '../events/relay'
-import type { RedisClient } from '../sessions/redis-client'
+import type { RedisClient } from '../redis/client'
 
 /** The outcome of one readiness check; extra fields explain it. */
 export type CheckResult = { status: 'up' | 'down' } & Record<string, unknown>

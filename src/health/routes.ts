@@ -1,5 +1,4 @@
 import { Elysia, t } from 'elysia'
-import type { Metrics } from '../metrics'
 import type { CheckResult, ReadinessCheck } from './checks'
 
 // A hung dependency must not hang the probe.
@@ -13,14 +12,9 @@ const Checks = t.Record(
 const Ready = t.Object({ status: t.Literal('ok'), checks: Checks })
 const NotReady = t.Object({ detail: t.String(), code: t.Literal('not_ready'), checks: Checks })
 
-/** Liveness (the process answers), readiness (every configured backing service answers) and the metrics. */
-export const healthRoutes = (checks: ReadinessCheck[], metrics: Pick<Metrics, 'registry'>) =>
+/** Liveness (the process answers) and readiness (every configured backing service answers). */
+export const healthRoutes = (checks: ReadinessCheck[]) =>
   new Elysia({ tags: ['health'] })
-    .get(
-      '/metrics',
-      async () => new Response(await metrics.registry.metrics(), { headers: { 'content-type': metrics.registry.contentType } }),
-      { detail: { summary: 'Prometheus metrics' } },
-    )
     .group('/health', (health) => health
     .get('/live', () => ({ status: 'ok' as const }), {
       response: { 200: t.Object({ status: t.Literal('ok') }) },

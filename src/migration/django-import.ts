@@ -3,7 +3,7 @@ import { sql, TransactionRollbackError } from 'drizzle-orm'
 import postgres from 'postgres'
 import type { Clock } from '../clock'
 import { queryRows, type Database } from '../db'
-import { recordUserEvents } from '../events/outbox'
+import { recordUserEvents } from '../users/events'
 import type { Logger } from '../logger'
 import { isExternalPicture, type FileStore } from '../storage/files'
 import { email as emailSchema } from '../users/model'
@@ -261,9 +261,11 @@ async function write(deps: ImportDeps, options: ImportOptions, incoming: Incomin
   return written
 }
 
+// The old service never verified addresses, and its users have used theirs all along: they arrive verified,
+// so REQUIRE_EMAIL_VERIFICATION locks none of them out. A re-run leaves the flag as this service has it.
 const upsert = (incoming: Incoming[], now: Date) => sql`
-  insert into users (id, email, full_name, password_hash, profile_pic, is_admin, is_active, last_login, created_at, updated_at)
-  select *, ${now.toISOString()}::timestamptz
+  insert into users (id, email, full_name, password_hash, profile_pic, is_admin, is_active, last_login, created_at, updated_at, email_verified)
+  select *, ${now.toISOString()}::timestamptz, true
   from json_to_recordset(${JSON.stringify(incoming)}::json) as incoming(
     id uuid, email text, full_name text, password_hash text, profile_pic text,
     is_admin boolean, is_active boolean, last_login timestamptz, created_at timestamptz)
@@ -286,6 +288,7 @@ const toUserRow = (row: Incoming, updatedAt: Date): UserRow => ({
   profilePic: row.profile_pic,
   isAdmin: row.is_admin,
   isActive: row.is_active,
+  emailVerified: true,
   lastLogin: row.last_login === null ? null : new Date(row.last_login),
   createdAt: new Date(row.created_at),
   updatedAt,

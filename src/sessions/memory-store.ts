@@ -1,4 +1,4 @@
-import type { TokenPair } from '../auth/tokens'
+import type { TokenPair } from './tokens'
 import type { Clock } from '../clock'
 import {
   sanitizeMetadata,

@@ -1,5 +1,3 @@
-import { ApiError } from '../errors'
-
 /** At most `limit` attempts in any sliding window of `windowSeconds`. */
 export type RateRule = { limit: number; windowSeconds: number }
 
@@ -69,12 +67,5 @@ export function checkLimits(limits: Limit[]) {
     windowMs(rule)
     if (enforcedAfter !== undefined && !(Number.isInteger(enforcedAfter) && enforcedAfter >= 0 && enforcedAfter < limits.length && enforcedAfter !== i))
       throw new RangeError(`invalid enforcedAfter ${enforcedAfter} for limit ${i}`)
-  })
-}
-
-/** The contract's 429: `{detail, code: "throttled"}` with Retry-After. */
-export function throttled(retryAfterSeconds: number) {
-  return new ApiError(429, 'throttled', `Request was throttled. Expected available in ${retryAfterSeconds} seconds.`, {
-    'retry-after': String(retryAfterSeconds),
   })
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { systemClock, type Clock } from '../clock'
-import { luaScript, redisCall, runScript, type RedisClient } from './redis-client'
+import type { RedisClient } from '../redis/client'
+import { luaScript, redisCall, runScript } from './redis-scripts'
 import { checkLimits, decision, windowMs, type Limit, type RateLimiter } from './rate-limiter'
 
 // KEYS: one attempts zset per limit. ARGV: now, member, then per limit: windowMs, limit, enforcedAfter (1-based, 0 = always).

@@ -1,5 +1,6 @@
-import type { TokenPair } from '../auth/tokens'
-import { commandDeadlines, luaScript, REDIS_COMMAND_TIMEOUT_MS, redisCall, runScript, withoutCommandTimeout, type RedisClient } from './redis-client'
+import type { TokenPair } from './tokens'
+import { commandDeadlines, REDIS_COMMAND_TIMEOUT_MS, withoutCommandTimeout, type RedisClient } from '../redis/client'
+import { luaScript, redisCall, runScript } from './redis-scripts'
 import {
   sanitizeMetadata,
   type CreateSessionInput,

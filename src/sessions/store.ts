@@ -1,5 +1,5 @@
-import type { TokenPair } from '../auth/tokens'
-import { ApiError } from '../errors'
+import type { TokenPair } from './tokens'
+import { UnavailableError } from '../errors'
 
 export type CreateSessionInput = {
   sid: string
@@ -45,11 +45,10 @@ export interface SessionStore {
   owner(sid: string): Promise<string | null>
 }
 
-/** The backing store could not be reached: the request fails whole with a 503, and the client may retry. */
-export class StoreUnavailableError extends ApiError {
+/** The backing store could not be reached: the request fails whole, and the client may retry. */
+export class StoreUnavailableError extends UnavailableError {
   constructor(cause: unknown) {
-    super(503, 'service_unavailable', 'The session store is unavailable; try again shortly.', { 'retry-after': '1' })
-    this.cause = cause
+    super('session store', cause)
   }
 }
 

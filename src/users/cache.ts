@@ -1,7 +1,7 @@
 import type { Clock } from '../clock'
 import type { Database } from '../db'
-import type { RedisClient } from '../sessions/redis-client'
-import { findUserById } from './service'
+import type { RedisClient } from '../redis/client'
+import { findUserById } from './lookup'
 import type { UserRow } from './table'
 
 /** Where instances tell each other that a user changed. */

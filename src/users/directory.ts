@@ -1,8 +1,12 @@
 import { asc, count, sql, type SQL } from 'drizzle-orm'
 import { preparedPerDatabase, type Database } from '../db'
-import { ApiError, fieldError } from '../errors'
-import { isUuid } from '../formats'
-import { users } from './table'
+import { fieldError } from '../errors'
+import type { Config } from '../config'
+import { isUuid } from '../http/formats'
+import type { FileStore } from '../storage/files'
+import { USER_ERRORS } from './errors'
+import { toUserBody } from './model'
+import { users, type UserRow } from './table'
 
 export const MAX_IDS = 100
 // An exact count of a broad search ("a") reads every match: a second at a million users. Counting
@@ -18,6 +22,37 @@ export const directoryOrder = [asc(sql`lower(${users.fullName})`), asc(users.id)
 
 // Must stay the indexed expression of users_full_name_search (table.ts).
 const searchVector = sql`to_tsvector('simple', ${users.fullName})`
+
+/** The directory's query as the API takes it: strings, already checked by the route's schema. */
+export type DirectoryParams = { ids?: string; search?: string; page?: string; page_size?: string }
+
+/** DRF's page of public profiles, with absolute links to its neighbours; emails only for an admin `viewer`. */
+export async function directoryPage(
+  deps: { db: Database; files: Pick<FileStore, 'url'>; config: Pick<Config, 'publicUrl'> },
+  viewer: UserRow,
+  params: DirectoryParams,
+) {
+  const { count, page, hasNext, rows } = await listUsers(deps.db, {
+    ids: params.ids,
+    search: params.search,
+    page: params.page === undefined ? undefined : Number(params.page),
+    page_size: params.page_size === undefined ? undefined : Number(params.page_size),
+  })
+  const link = (to: number) => pageLink(deps.config.publicUrl, params, to)
+  return {
+    count,
+    next: hasNext ? link(page + 1) : null,
+    previous: page > 1 ? link(page - 1) : null,
+    results: rows.map((row) => toUserBody(row, viewer.isAdmin, deps.files)),
+  }
+}
+
+function pageLink(publicUrl: string, params: DirectoryParams, page: number) {
+  const url = new URL(`${publicUrl}/api/users/`)
+  for (const [key, value] of Object.entries(params)) if (value !== undefined && key !== 'page') url.searchParams.set(key, value)
+  url.searchParams.set('page', String(page))
+  return url.toString()
+}
 
 /**
  * One page of users, ordered by name then id. With `ids` every requested user comes in one page
@@ -37,7 +72,7 @@ export async function listUsers(db: Database, query: DirectoryQuery, maxCount = 
   const matches = db.select({ one: sql`1` }).from(users).where(where).limit(maxCount).as('matches')
   const [total] = await db.select({ n: count() }).from(matches)
   const found = total?.n ?? 0
-  if (page > 1 && (page - 1) * pageSize >= found) throw new ApiError(404, 'not_found', 'Invalid page.')
+  if (page > 1 && (page - 1) * pageSize >= found) throw USER_ERRORS.pageNotFound()
   const rows = await db
     .select()
     .from(users)

@@ -1,5 +1,5 @@
 import { t } from 'elysia'
-import { text } from '../formats'
+import { text } from '../http/formats'
 import { pictureUrl, type FileStore } from '../storage/files'
 import type { UserRow } from './table'
 
@@ -13,10 +13,11 @@ export const User = t.Object(
     // Our own output: described, not format-checked, on the hottest response of the service.
     id: t.String({ description: 'UUID' }),
     email: t.Optional(t.String({ description: 'Lower-cased' })),
+    email_verified: t.Optional(t.Boolean({ description: 'Whether the address was proven by a verification link or code' })),
     full_name: t.String(),
     profile_pic: t.Union([t.String({ description: 'Absolute URL' }), t.Null()]),
   },
-  { description: "A user; `email` is present only on the caller's own record" },
+  { description: "A user; `email` and `email_verified` are present only on the caller's own record" },
 )
 export type UserBody = typeof User.static
 
@@ -40,10 +41,21 @@ export type UpdateBody = typeof UpdateBody.static
 /** The public shape of a user row (also the events' wire body); the email only when the reader may see it. */
 export const toUserBody = (user: UserRow, withEmail: boolean, files: Pick<FileStore, 'url'>): UserBody => ({
   id: user.id,
-  ...(withEmail && { email: user.email }),
+  ...(withEmail && { email: user.email, email_verified: user.emailVerified }),
   full_name: user.fullName,
   profile_pic: pictureUrl(files, user.profilePic),
 })
+
+// GET /me and /{id} answer from the guard's cached rows: a row changes only by being replaced, so each
+// row's two bodies are built once and live as long as the row does.
+const bodies = new WeakMap<UserRow, { files: Pick<FileStore, 'url'>; own?: UserBody; public?: UserBody }>()
+
+/** {@link toUserBody}, built once per row object (for the rows the user cache hands out). */
+export function cachedUserBody(user: UserRow, withEmail: boolean, files: Pick<FileStore, 'url'>): UserBody {
+  let entry = bodies.get(user)
+  if (entry?.files !== files) bodies.set(user, (entry = { files }))
+  return withEmail ? (entry.own ??= toUserBody(user, true, files)) : (entry.public ??= toUserBody(user, false, files))
+}
 
 /** The old service trimmed these two fields (not passwords); an Elysia transform runs this before validation. */
 export function trimNameAndEmail(body: unknown) {

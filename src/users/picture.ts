@@ -1,5 +1,6 @@
 import type { Config } from '../config'
-import { ApiError } from '../errors'
+import type { ServiceError } from '../errors'
+import { USER_ERRORS } from './errors'
 import { loadSharp, pictureSlots } from './sharp'
 
 export type ImageType = { mime: string; extension: string; format: string }
@@ -84,28 +85,20 @@ export function pictureKey(userId: string, bytes: Uint8Array, type: ImageType) {
   return `profile-pics/${userId}/${hash}.${type.extension}`
 }
 
-export const unsupportedImage = () =>
-  new ApiError(415, 'unsupported_media_type', 'profile_pic must be a JPEG, PNG, WebP or GIF image.')
-
-export const pictureTooLarge = (maxBytes: number) =>
-  new ApiError(413, 'request_too_large', `profile_pic is larger than ${maxBytes} bytes.`)
-
-const refusals: Record<PictureRefusal, (limits: PictureLimits) => ApiError> = {
-  not_an_image: unsupportedImage,
-  undecodable: () => new ApiError(415, 'invalid_image', 'profile_pic is not a valid JPEG, PNG, WebP or GIF image.'),
-  too_large: (limits) =>
-    new ApiError(413, 'image_too_large', `profile_pic has more than ${limits.maxPixels} pixels, or takes too long to decode.`),
+const refusals: Record<PictureRefusal, (limits: PictureLimits) => ServiceError> = {
+  not_an_image: USER_ERRORS.unsupportedImage,
+  undecodable: USER_ERRORS.invalidImage,
+  too_large: (limits) => USER_ERRORS.imageTooLarge(limits.maxPixels),
 }
 
 /**
- * The picture an update carries: undefined when the field is absent, null when it is sent empty (or
- * null in JSON) to remove the picture, else the re-encoded bytes and where they will be stored.
+ * The picture an update carries: undefined when there is none, null to remove the current one (an empty
+ * file does too), else the re-encoded bytes and where they will be stored.
  */
-export async function readPicture(value: File | string | null | undefined, userId: string, limits: PictureLimits) {
+export async function readPicture(value: Blob | null | undefined, userId: string, limits: PictureLimits) {
   if (value === undefined) return undefined
-  if (value === null || value === '' || (value instanceof Blob && value.size === 0)) return null
-  if (typeof value === 'string') throw unsupportedImage()
-  if (value.size > limits.maxBytes) throw pictureTooLarge(limits.maxBytes)
+  if (value === null || value.size === 0) return null
+  if (value.size > limits.maxBytes) throw USER_ERRORS.pictureTooLarge(limits.maxBytes)
   const picture = await normalisePicture(new Uint8Array(await value.arrayBuffer()), limits)
   if (typeof picture === 'string') throw refusals[picture](limits)
   return { key: pictureKey(userId, picture.bytes, picture.type), bytes: picture.bytes, mime: picture.type.mime }

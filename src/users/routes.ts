@@ -1,14 +1,12 @@
 import { Elysia, t } from 'elysia'
-import { authGuard, type GuardDeps } from '../auth/guard'
-import type { TokenClaims } from '../auth/tokens'
-import type { ServiceConfig } from '../deps'
-import { ApiError, ErrorBody, FieldErrorsBody } from '../errors'
-import type { Metrics } from '../metrics'
-import type { RateLimiter } from '../sessions/rate-limiter'
-import { listUsers } from './directory'
-import { toUserBody, trimNameAndEmail, UpdateBody, User, UserIdParams, type UserBody } from './model'
-import { pictureLimits, readPicture } from './picture'
-import { deleteUser, findUserById, updateUser, type UsersDeps } from './service'
+import { authGuard, type GuardDeps } from './guard'
+import type { TokenClaims } from '../sessions/tokens'
+import type { ServiceConfig } from '../config'
+import { ErrorBody, FieldErrorsBody } from '../http/errors'
+import { directoryPage } from './directory'
+import { USER_ERRORS } from './errors'
+import { cachedUserBody, toUserBody, trimNameAndEmail, UpdateBody, User, UserIdParams } from './model'
+import { deleteAccount, updateProfile, viewUser, type ProfileDeps, type UserChanges } from './service'
 import type { UserRow } from './table'
 
 const authErrors = { 401: ErrorBody, 503: ErrorBody }
@@ -31,30 +29,24 @@ const DirectoryParams = t.Object({
   page_size: t.Optional(t.String({ pattern: '^([1-9][0-9]?|100)$', error: 'A whole number from 1 to 100 is required.' })),
 })
 
-/** The caller's own record, other users' records and the directory, profile updates, and account deletion. */
-export const usersRoutes = (
-  deps: UsersDeps & GuardDeps & { config: ServiceConfig; limiter: RateLimiter; metrics: Pick<Metrics, 'sessionsEnded' | 'rateLimited'> },
-) => {
-  const present = (user: UserRow, withEmail: boolean) => toUserBody(user, withEmail, deps.files)
-  // GET /me and /{id} answer from the guard's cached rows: a row changes only by being replaced, so each
-  // row's two bodies are built once and live as long as the row does.
-  const bodies = new WeakMap<UserRow, { own?: UserBody; public?: UserBody }>()
-  const presentCached = (user: UserRow, withEmail: boolean) => {
-    let entry = bodies.get(user)
-    if (!entry) bodies.set(user, (entry = {}))
-    return withEmail ? (entry.own ??= present(user, true)) : (entry.public ??= present(user, false))
+/** The wire body of an update mapped to plain changes; a text part where a file belongs is refused here. */
+function toChanges(body: UpdateBody): UserChanges & { picture?: Blob | null } {
+  const { profile_pic: picture } = body
+  if (typeof picture === 'string' && picture !== '') throw USER_ERRORS.unsupportedImage()
+  return {
+    email: body.email,
+    fullName: body.full_name,
+    password: body.password,
+    currentPassword: body.current_password,
+    // An empty value (a form's empty field, or JSON null) removes the picture.
+    picture: picture === '' ? null : picture,
   }
+}
 
-  // A password change ends every other session; the caller's own continues.
-  const update = async ({ user: cached, claims, body }: { user: UserRow; claims: TokenClaims; body: UpdateBody }) => {
-    // The current password is checked against the stored hash, never a cached copy.
-    const user = await findUserById(deps.db, cached.id)
-    if (!user) throw userNotFound()
-    const picture = await readPicture(body.profile_pic, user.id, pictureLimits(deps.config))
-    const endOtherSessions = async () =>
-      deps.metrics.sessionsEnded.inc({ reason: 'password_change' }, await deps.sessions.endAllForUser(user.id, { except: claims.sid }))
-    return present(await updateUser(deps, user, body, picture, endOtherSessions), true)
-  }
+/** The caller's own record, other users' records and the directory, profile updates, and account deletion. */
+export const usersRoutes = (deps: ProfileDeps & GuardDeps & { config: ServiceConfig }) => {
+  const update = ({ user, claims, body }: { user: UserRow; claims: TokenClaims; body: UpdateBody }) =>
+    updateProfile(deps, { user, sid: claims.sid }, toChanges(body))
 
   const updateOptions = {
     auth: true,
@@ -68,68 +60,31 @@ export const usersRoutes = (
     },
   } as const
 
-  const pageLink = (query: Record<string, string | undefined>, page: number) => {
-    const url = new URL(`${deps.config.publicUrl}/api/users/`)
-    for (const [key, value] of Object.entries(query)) if (value !== undefined && key !== 'page') url.searchParams.set(key, value)
-    url.searchParams.set('page', String(page))
-    return url.toString()
-  }
-
   return new Elysia({ prefix: '/api/users', tags: ['users'] })
     .use(authGuard(deps))
-    .get('/me', ({ user }) => presentCached(user, true), {
+    .get('/me', ({ user }) => cachedUserBody(user, true, deps.files), {
       auth: true,
       response: { 200: User, ...authErrors },
       detail: { summary: 'The caller (every other service calls this to authenticate a request)' },
     })
     .put('/update', update, updateOptions)
     .patch('/update', update, updateOptions)
-    .get(
-      '/',
-      async ({ user, query }) => {
-        const { count, page, hasNext, rows } = await listUsers(deps.db, {
-          ...query,
-          page: query.page === undefined ? undefined : Number(query.page),
-          page_size: query.page_size === undefined ? undefined : Number(query.page_size),
-        })
-        return {
-          count,
-          next: hasNext ? pageLink(query, page + 1) : null,
-          previous: page > 1 ? pageLink(query, page - 1) : null,
-          results: rows.map((row) => present(row, user.isAdmin)),
-        }
-      },
-      {
-        auth: true,
-        query: DirectoryParams,
-        response: { 200: Page, 400: FieldErrorsBody, 404: ErrorBody, ...authErrors },
-        detail: { summary: 'Public profiles by ids or by name search, a page at a time (emails for admins only)' },
-      },
-    )
-    .get(
-      '/:id',
-      async ({ user, params }) => {
-        // Other users' rows come from the same invalidated cache as the caller's.
-        const found = params.id === user.id ? user : await deps.userCache.get(params.id)
-        if (!found) throw userNotFound()
-        return presentCached(found, found.id === user.id || user.isAdmin)
-      },
-      {
-        auth: true,
-        params: UserIdParams,
-        response: { 200: User, 404: ErrorBody, ...authErrors },
-        detail: { summary: "A user's record (the email only for yourself or an admin)" },
-      },
-    )
+    .get('/', ({ user, query }) => directoryPage(deps, user, query), {
+      auth: true,
+      query: DirectoryParams,
+      response: { 200: Page, 400: FieldErrorsBody, 404: ErrorBody, ...authErrors },
+      detail: { summary: 'Public profiles by ids or by name search, a page at a time (emails for admins only)' },
+    })
+    .get('/:id', ({ user, params }) => viewUser(deps, user, params.id), {
+      auth: true,
+      params: UserIdParams,
+      response: { 200: User, 404: ErrorBody, ...authErrors },
+      detail: { summary: "A user's record (the email only for yourself or an admin)" },
+    })
     .delete(
       '/:id',
       async ({ user, params, set }) => {
-        // Non-admins learn nothing about other ids: always 403, never 404.
-        if (params.id !== user.id && !user.isAdmin)
-          throw new ApiError(403, 'permission_denied', 'You do not have permission to perform this action.')
-        const endSessions = async () =>
-          deps.metrics.sessionsEnded.inc({ reason: 'account_deleted' }, await deps.sessions.endAllForUser(params.id))
-        if (!(await deleteUser(deps, params.id, endSessions))) throw userNotFound()
+        await deleteAccount(deps, user, params.id)
         set.status = 204
       },
       {
@@ -140,5 +95,3 @@ export const usersRoutes = (
       },
     )
 }
-
-const userNotFound = () => new ApiError(404, 'user_not_found', 'User not found.')

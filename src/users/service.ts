@@ -1,16 +1,21 @@
-import { and, eq, sql } from 'drizzle-orm'
-import { isCommonPassword, type Passwords } from '../auth/passwords'
+import { and, eq } from 'drizzle-orm'
+import { isCommonPassword, type Passwords } from './passwords'
 import type { Clock } from '../clock'
-import { preparedPerDatabase, type Database } from '../db'
-import { fieldError, FieldErrors } from '../errors'
-import { recordUserEvent, userEventRow } from '../events/outbox'
+import type { Database, Transaction } from '../db'
+import { fieldError, FieldErrors, throttled } from '../errors'
+import { recordUserEvent, userEventRow } from './events'
 import { outboxEvents } from '../events/table'
 import type { Logger } from '../logger'
 import type { Metrics } from '../metrics'
-import { throttled, type RateLimiter, type RateRule } from '../sessions/rate-limiter'
+import type { RateLimiter, RateRule } from '../sessions/rate-limiter'
 import { isExternalPicture, type FileStore } from '../storage/files'
+import type { ServiceConfig } from '../config'
+import type { SessionStore } from '../sessions/store'
 import type { UserCache } from './cache'
-import type { UpdateBody } from './model'
+import { USER_ERRORS } from './errors'
+import { findUserById } from './lookup'
+import { cachedUserBody, toUserBody } from './model'
+import { pictureLimits, readPicture } from './picture'
 import { users, type UserRow } from './table'
 
 export type UsersDeps = {
@@ -21,13 +26,21 @@ export type UsersDeps = {
   logger: Pick<Logger, 'warn'>
   /** Told of every committed change, so no instance serves the old row from memory. */
   userCache: Pick<UserCache, 'invalidate'>
+  /** What other features write in the same transaction as a user's creation or update (recovery's tokens and mail). */
+  lifecycle?: UserLifecycle
+}
+
+/** Hooks run inside a user change's transaction, after its write: if one throws, the change is rolled back. */
+export type UserLifecycle = {
+  created(tx: Transaction, user: UserRow): Promise<void>
+  updated(tx: Transaction, before: UserRow, after: UserRow, change: { passwordChanged: boolean }): Promise<void>
 }
 
 const EMAIL_TAKEN = 'Email address already exists.'
 
 /** Creates a user from already validated input, with its user.created event; a taken email is a field error. */
 export async function createUser(
-  { db, passwords, clock, files }: Pick<UsersDeps, 'db' | 'passwords' | 'clock' | 'files'>,
+  { db, passwords, clock, files, lifecycle }: Pick<UsersDeps, 'db' | 'passwords' | 'clock' | 'files' | 'lifecycle'>,
   input: { email: string; fullName: string; password: string },
 ): Promise<UserRow> {
   checkPasswordStrength(input.password)
@@ -41,29 +54,65 @@ export async function createUser(
     updatedAt: now,
   }
   // The row as the insert will store it, for the event: these are the column defaults of table.ts.
-  const user: UserRow = { ...row, profilePic: null, isAdmin: false, isActive: true, lastLogin: null }
+  const user: UserRow = { ...row, profilePic: null, isAdmin: false, isActive: true, emailVerified: false, lastLogin: null }
   // One statement, so atomic without a transaction's extra round trips: the event and the user are
   // written together or, when the email is taken, neither. A new user has no earlier event to order after.
-  const event = db.$with('event').as(db.insert(outboxEvents).values(userEventRow('user.created', user, now, files)).returning({ seq: outboxEvents.seq }))
-  const [created] = await db.with(event).insert(users).values(row).returning().catch(rethrowEmailTaken)
-  return created!
+  const insert = async (q: Database | Transaction) => {
+    const event = q.$with('event').as(q.insert(outboxEvents).values(userEventRow('user.created', user, now, files)).returning({ seq: outboxEvents.seq }))
+    const [created] = await q.with(event).insert(users).values(row).returning().catch(rethrowEmailTaken)
+    return created!
+  }
+  if (!lifecycle) return insert(db)
+  return db.transaction(async (tx) => {
+    const created = await insert(tx)
+    await lifecycle.created(tx, created)
+    return created
+  })
 }
 
-const userById = preparedPerDatabase((db) =>
-  db.select().from(users).where(eq(users.id, sql.placeholder('id'))).prepare('user_by_id'),
-)
-const userByEmail = preparedPerDatabase((db) =>
-  db.select().from(users).where(eq(users.email, sql.placeholder('email'))).prepare('user_by_email'),
-)
+/** What an update may change, as plain values; the route maps the wire body (multipart or JSON) to this. */
+export type UserChanges = { email?: string; fullName?: string; password?: string; currentPassword?: string }
 
-export async function findUserById(db: Database, id: string) {
-  const [user] = await userById(db).execute({ id })
-  return user
+/** The signed-in caller: their cached row and the session their token belongs to. */
+export type Caller = { user: UserRow; sid: string }
+
+/** What the caller-facing operations need beyond {@link UsersDeps}. */
+export type ProfileDeps = UsersDeps &
+  PasswordCheckDeps & {
+    config: Pick<ServiceConfig, 'profilePicMaxBytes' | 'profilePicMaxPixels' | 'profilePicMaxSide'>
+    sessions: Pick<SessionStore, 'endAllForUser'>
+    metrics: Pick<Metrics, 'sessionsEnded'>
+    userCache: Pick<UserCache, 'get' | 'invalidate'>
+  }
+
+/**
+ * The caller's own update, as the API sees it: `picture` undefined keeps the current one, null removes it.
+ * A password change ends every other session; the caller's own continues.
+ */
+export async function updateProfile(deps: ProfileDeps, caller: Caller, changes: UserChanges & { picture?: Blob | null }) {
+  // The current password is checked against the stored hash, never a cached copy.
+  const user = await findUserById(deps.db, caller.user.id)
+  if (!user) throw USER_ERRORS.userNotFound()
+  const picture = await readPicture(changes.picture, user.id, pictureLimits(deps.config))
+  const endOtherSessions = async () =>
+    deps.metrics.sessionsEnded.inc({ reason: 'password_change' }, await deps.sessions.endAllForUser(user.id, { except: caller.sid }))
+  return toUserBody(await updateUser(deps, user, changes, picture, endOtherSessions), true, deps.files)
 }
 
-export async function findUserByEmail(db: Database, email: string) {
-  const [user] = await userByEmail(db).execute({ email: email.toLowerCase() })
-  return user
+/** A user's record as `viewer` may see it: the email only for themselves or an admin. */
+export async function viewUser(deps: Pick<ProfileDeps, 'userCache' | 'files'>, viewer: UserRow, id: string) {
+  // Other users' rows come from the same invalidated cache as the caller's.
+  const found = id === viewer.id ? viewer : await deps.userCache.get(id)
+  if (!found) throw USER_ERRORS.userNotFound()
+  return cachedUserBody(found, found.id === viewer.id || viewer.isAdmin, deps.files)
+}
+
+/** Deletes an account: one's own, or any as an admin; every session of it ends with the delete. */
+export async function deleteAccount(deps: Omit<ProfileDeps, 'passwords'>, caller: UserRow, id: string) {
+  // Non-admins learn nothing about other ids: always forbidden, never not found.
+  if (id !== caller.id && !caller.isAdmin) throw USER_ERRORS.permissionDenied()
+  const endSessions = async () => deps.metrics.sessionsEnded.inc({ reason: 'account_deleted' }, await deps.sessions.endAllForUser(id))
+  if (!(await deleteUser(deps, id, endSessions))) throw USER_ERRORS.userNotFound()
 }
 
 /** Runs inside the change's transaction, after the write: if it throws, the change is rolled back. */
@@ -88,23 +137,24 @@ export type PasswordCheckDeps = {
 export async function updateUser(
   deps: UsersDeps & PasswordCheckDeps,
   user: UserRow,
-  body: UpdateBody,
+  input: UserChanges,
   picture?: PictureUpload,
   onPasswordChange: BeforeCommit = async () => {},
 ) {
   const { db, passwords, clock, files } = deps
-  const email = body.email?.toLowerCase()
+  const email = input.email?.toLowerCase()
   const changes: Partial<UserRow> = {}
-  if (email !== undefined && email !== user.email) changes.email = email
-  if (body.full_name !== undefined && body.full_name !== user.fullName) changes.fullName = body.full_name
+  // A new address is unproven until its own verification (lifecycle.updated sends it).
+  if (email !== undefined && email !== user.email) Object.assign(changes, { email, emailVerified: false })
+  if (input.fullName !== undefined && input.fullName !== user.fullName) changes.fullName = input.fullName
   if (picture !== undefined && (picture?.key ?? null) !== user.profilePic) changes.profilePic = picture?.key ?? null
-  if (body.password !== undefined) checkPasswordStrength(body.password)
+  if (input.password !== undefined) checkPasswordStrength(input.password)
 
-  if (changes.email !== undefined || body.password !== undefined) {
-    if (!body.current_password) throw fieldError('current_password', 'This field is required to change the email or password.')
-    await checkCurrentPassword(deps, user, body.current_password)
+  if (changes.email !== undefined || input.password !== undefined) {
+    if (!input.currentPassword) throw fieldError('current_password', 'This field is required to change the email or password.')
+    await checkCurrentPassword(deps, user, input.currentPassword)
   }
-  if (body.password !== undefined) changes.passwordHash = await passwords.hash(body.password)
+  if (input.password !== undefined) changes.passwordHash = await passwords.hash(input.password)
   if (Object.keys(changes).length === 0) return user
 
   if (picture && changes.profilePic) await files.put(picture.key, picture.bytes, picture.mime)
@@ -117,7 +167,8 @@ export async function updateUser(
       if (!before) return { before, after: user }
       const [after] = await tx.update(users).set(changes).where(eq(users.id, user.id)).returning().catch(rethrowEmailTaken)
       await recordUserEvent(tx, 'user.updated', after!, now, files)
-      if (body.password !== undefined) await onPasswordChange()
+      await deps.lifecycle?.updated(tx, before, after!, { passwordChanged: input.password !== undefined })
+      if (input.password !== undefined) await onPasswordChange()
       return { before, after: after! }
     })
     await deps.userCache.invalidate(user.id)
@@ -195,7 +246,8 @@ export async function recordLogin(db: Database, user: UserRow, at: Date, newPass
       .where(and(eq(users.id, user.id), eq(users.passwordHash, user.passwordHash)))
 }
 
-function checkPasswordStrength(password: string) {
+/** A field error when the password is one of the most common ones. */
+export function checkPasswordStrength(password: string) {
   if (isCommonPassword(password)) throw fieldError('password', 'This password is too common.')
 }
 

@@ -13,6 +13,9 @@ export const users = pgTable(
     isAdmin: boolean().notNull().default(false),
     // Imported from the old service's is_active: such a user keeps their record but cannot log in.
     isActive: boolean().notNull().default(true),
+    // Proven by a verification link or code (or a password reset, which proves the same); an email change
+    // clears it. Accounts from before verification existed, and those imported from the old service, count as verified.
+    emailVerified: boolean().notNull().default(false),
     createdAt: timestamp({ withTimezone: true }).notNull(),
     updatedAt: timestamp({ withTimezone: true }).notNull(),
     lastLogin: timestamp({ withTimezone: true }),

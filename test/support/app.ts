@@ -9,7 +9,7 @@ import { openPglite, openPostgres, type DbHandle } from '../../src/db'
 import { buildDeps, type Stores } from '../../src/deps'
 import type { Publisher } from '../../src/events/publisher'
 import { createLogger, type Logger } from '../../src/logger'
-import { connectRedis } from '../../src/sessions/redis-client'
+import { connectRedis } from '../../src/redis/client'
 import { createLocalFileStore, type FileStore } from '../../src/storage/files'
 
 export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
@@ -108,7 +108,10 @@ export async function createTestApp(options: TestAppOptions = {}) {
     cleanups.unshift(() => redis!.close())
   }
 
-  const config = { ...testConfig(env), redisKeyPrefix: redis?.prefix ?? '' }
+  // A data folder of its own: without SMTP_URL, mail is written there as .eml files.
+  const dataDir = mkdtempSync(join(tmpdir(), 'users-data-'))
+  cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }))
+  const config = { ...testConfig({ DATA_DIR: dataDir, ...env }), redisKeyPrefix: redis?.prefix ?? '' }
   const publisher = options.publisher?.(config, logger)
   const mediaDir = mkdtempSync(join(tmpdir(), 'users-media-'))
   cleanups.push(async () => rmSync(mediaDir, { recursive: true, force: true }))
@@ -120,7 +123,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
     clock,
   )
   cleanups.unshift(async () => {
-    await deps.relay.stop({ deadlineMs: 1_000 })
+    await Promise.all([deps.relay.stop({ deadlineMs: 1_000 }), deps.mailRelay.stop({ deadlineMs: 1_000 })])
     await publisher?.close()
   })
   const app = createApp(deps)
@@ -161,6 +164,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
     clock,
     database,
     databaseUrl: url,
+    dataDir: config.dataDir,
     mediaDir,
     redis,
     publisher,

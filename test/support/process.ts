@@ -1,3 +1,5 @@
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 export const MAIN = join(import.meta.dir, '../../src/main.ts')
@@ -10,10 +12,12 @@ export function freePort() {
   return port!
 }
 
-/** Runs the service's entry point as a child process with only the given environment. */
+/** Runs the service's entry point as a child process with only the given environment (and a data folder of its own). */
 export function spawnMain(args: string[], env: Record<string, string>) {
+  // Without one, the service would write its mail (.eml files) into the repository's ./data.
+  const DATA_DIR = env.DATA_DIR ?? mkdtempSync(join(tmpdir(), 'users-main-'))
   return Bun.spawn(['bun', MAIN, ...args], {
-    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'warn', ...env },
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'warn', ...env, DATA_DIR },
     stdout: 'pipe',
     stderr: 'pipe',
   })

@@ -1,7 +1,9 @@
 import { Elysia, t } from 'elysia'
-import { authGuard, type GuardDeps } from '../auth/guard'
-import { logout, type AuthDeps } from '../auth/service'
-import { ApiError, ErrorBody, FieldErrorsBody } from '../errors'
+import { authGuard, type GuardDeps } from '../users/guard'
+import { logout, type AuthDeps } from './service'
+import { ErrorBody, FieldErrorsBody } from '../http/errors'
+import { AUTH_ERRORS } from './errors'
+import { RefreshBody } from './model'
 
 const Session = t.Object({
   id: t.String(),
@@ -26,7 +28,7 @@ export const sessionsRoutes = (deps: AuthDeps & GuardDeps) =>
       },
       {
         auth: true,
-        body: t.Object({ refresh: t.String({ minLength: 1 }) }),
+        body: RefreshBody,
         response: { 204: t.Void(), 400: FieldErrorsBody, ...errors },
         detail: { summary: "End the refresh token's session; its access tokens stop working at once" },
       },
@@ -55,8 +57,7 @@ export const sessionsRoutes = (deps: AuthDeps & GuardDeps) =>
     .delete(
       '/sessions/:id',
       async ({ user, params, set }) => {
-        // Someone else's session is as unknown as a missing one.
-        if ((await deps.sessions.owner(params.id)) !== user.id) throw new ApiError(404, 'not_found', 'Session not found.')
+        if ((await deps.sessions.owner(params.id)) !== user.id) throw AUTH_ERRORS.sessionNotFound()
         if (await deps.sessions.end(params.id)) deps.metrics.sessionsEnded.inc({ reason: 'session_ended_by_user' })
         set.status = 204
       },

@@ -1,7 +1,8 @@
 import { createHmac, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
 import { calculateJwkThumbprint, errors, importJWK, jwtVerify, SignJWT, type JWK } from 'jose'
 import type { Clock } from '../clock'
-import { isUuid } from '../formats'
+import { isUuid } from '../http/formats'
+import { algorithmOf } from '../key-algorithm'
 
 export type TokenType = 'access' | 'refresh'
 
@@ -199,12 +200,6 @@ function parseSegment(segment: string): Record<string, unknown> | null {
   }
 }
 
-/** EdDSA for Ed25519, ES256 for P-256; anything else is refused at start-up. */
-export function algorithmOf(key: KeyObject): 'EdDSA' | 'ES256' {
-  if (key.asymmetricKeyType === 'ed25519') return 'EdDSA'
-  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ES256'
-  throw new Error(`unsupported key type ${key.asymmetricKeyType}`)
-}
 
 // The kid is the key's RFC 7638 thumbprint: every instance, and a retired key's entry, derive the same one.
 async function verifyKey(publicKey: KeyObject) {

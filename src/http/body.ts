@@ -1,5 +1,5 @@
 import { Elysia } from 'elysia'
-import { ApiError, FieldErrors } from './errors'
+import { FieldErrors, ServiceError } from '../errors'
 import { isUuid } from './formats'
 
 export type BodyLimits = { jsonBytes: number; multipartBytes: number }
@@ -11,9 +11,9 @@ export type BodyLimits = { jsonBytes: number; multipartBytes: number }
 export const MAX_JSON_DEPTH = 32
 
 const tooLarge = (maxBytes: number) =>
-  new ApiError(413, 'request_too_large', `The request body is larger than ${maxBytes} bytes.`)
+  new ServiceError('too_large', 'request_too_large', `The request body is larger than ${maxBytes} bytes.`)
 
-const notJson = (reason: string) => new ApiError(400, 'parse_error', `JSON parse error: ${reason}`)
+const notJson = (reason: string) => new ServiceError('invalid', 'parse_error', `JSON parse error: ${reason}`)
 
 const mediaTypeOf = (contentType: string | null) => (contentType ?? '').split(';', 1)[0]!.trim().toLowerCase()
 
@@ -42,7 +42,7 @@ export const requestBodies = (limits: BodyLimits) =>
       // A bodiless request (a DELETE, say) has nothing to parse.
       if (mediaType === '' && request.body === null) return
       if (mediaType !== 'application/json' && mediaType !== 'multipart/form-data')
-        throw new ApiError(415, 'unsupported_media_type', `Unsupported media type "${mediaType}" in request.`)
+        throw new ServiceError('unsupported', 'unsupported_media_type', `Unsupported media type "${mediaType}" in request.`)
       // A chunked body declares no length: it is read up to the limit and no further.
       const bytes = await readUpTo(request, limitFor(limits, contentType))
       const body = mediaType === 'application/json' ? parseJson(bytes) : await parseForm(bytes, request.headers.get('content-type')!)
@@ -127,7 +127,7 @@ const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
 /** Parts as strings and Files, never JSON-parsed; a repeated name becomes a list (which then fails validation). */
 async function parseForm(bytes: Uint8Array, contentType: string): Promise<Record<string, unknown>> {
   const form = await new Response(bytes, { headers: { 'content-type': contentType } }).formData().catch(() => {
-    throw new ApiError(400, 'parse_error', 'Multipart form parse error: the request body is not a valid form.')
+    throw new ServiceError('invalid', 'parse_error', 'Multipart form parse error: the request body is not a valid form.')
   })
   const body: Record<string, unknown> = {}
   for (const [key, value] of form.entries()) {

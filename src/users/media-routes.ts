@@ -1,12 +1,11 @@
 import { Elysia } from 'elysia'
-import { ApiError, ErrorBody } from '../errors'
-import { IMAGE_TYPES_BY_EXTENSION } from '../users/picture'
-import type { FileStore } from './files'
+import { ErrorBody } from '../http/errors'
+import { USER_ERRORS } from './errors'
+import { IMAGE_TYPES_BY_EXTENSION } from './picture'
+import type { FileStore } from '../storage/files'
 
 // Exactly the keys pictureKey makes; anything else (dot segments, other folders) is not a picture here.
 const PICTURE_KEY = /^profile-pics\/[0-9a-f-]{36}\/[0-9a-f]{32}\.(jpg|png|gif|webp)$/
-
-const notFound = () => new ApiError(404, 'not_found', 'Not found.')
 
 /** Serves the local picture store; a key names its content (a hash), so it may be cached for good. */
 export const mediaRoutes = (files: FileStore) =>
@@ -15,9 +14,9 @@ export const mediaRoutes = (files: FileStore) =>
     async ({ params }) => {
       const key = params['*']
       const match = PICTURE_KEY.exec(key)
-      if (!match || !files.open) throw notFound()
+      if (!match || !files.open) throw USER_ERRORS.pictureNotFound()
       const file = files.open(key)
-      if (!(await file.exists())) throw notFound()
+      if (!(await file.exists())) throw USER_ERRORS.pictureNotFound()
       return new Response(file, {
         headers: {
           'content-type': IMAGE_TYPES_BY_EXTENSION[match[1]!]!.mime,

@@ -1,17 +1,11 @@
-import { createHash } from 'node:crypto'
-import diagnosticsChannel from 'node:diagnostics_channel'
 import { createClient, type RedisClientType } from 'redis'
 import { backoffDelay } from '../backoff'
-import { StoreUnavailableError } from './store'
+import type { Logger } from '../logger'
+import { addTracingChannelHasSubscribers } from './tracing'
 
 /** The node-redis client the Redis-backed stores expect. */
 export type RedisClient = RedisClientType
 
-/** The subset of a pino/console logger used here. */
-export type RedisLogger = {
-  info(msg: string): void
-  warn(obj: object, msg: string): void
-}
 
 const RECONNECT_BACKOFF = { initialMs: 50, maxMs: 1_000 }
 // A blackholed connection would otherwise hang every authenticated request; fail and let the route answer 503.
@@ -25,7 +19,7 @@ export const reconnectDelay = (retries: number): number => Math.round(backoffDel
  * Resolves once connected, or after the first failed attempt (the client keeps retrying in the background),
  * so a Redis outage at boot degrades to 503s instead of blocking startup.
  */
-export async function connectRedis(url: string, logger: RedisLogger = console): Promise<RedisClient> {
+export async function connectRedis(url: string, logger: Pick<Logger, 'info' | 'warn'>): Promise<RedisClient> {
   addTracingChannelHasSubscribers()
   const client: RedisClient = createClient({
     url,
@@ -127,53 +121,3 @@ export const withoutCommandTimeout = (client: RedisClient) => client.withCommand
 
 /** The command timeout every client of {@link connectRedis} applies, for the callers that bound commands themselves. */
 export const REDIS_COMMAND_TIMEOUT_MS = COMMAND_TIMEOUT_MS
-
-/** A Lua script addressed by its SHA1 so only the hash travels on the hot path. */
-export type LuaScript = { source: string; sha: string }
-
-/** Prepares a Lua script for {@link runScript}. */
-export function luaScript(source: string): LuaScript {
-  return { source, sha: createHash('sha1').update(source).digest('hex') }
-}
-
-/** Runs a script with EVALSHA, loading it with EVAL when the server does not know it (e.g. after a restart). */
-export async function runScript(
-  client: RedisClient,
-  script: LuaScript,
-  keys: string[],
-  args: Array<string | number>,
-): Promise<unknown> {
-  const options = { keys, arguments: args.map(String) }
-  return redisCall(async () => {
-    try {
-      return await client.evalSha(script.sha, options)
-    } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-      return client.eval(script.source, options)
-    }
-  })
-}
-
-/** Runs a Redis command, turning any failure into {@link StoreUnavailableError}. */
-export async function redisCall<T>(command: () => Promise<T>): Promise<T> {
-  try {
-    return await command()
-  } catch (err) {
-    throw new StoreUnavailableError(err)
-  }
-}
-
-/**
- * node-redis wraps every command in a diagnostics TracingChannel unless `hasSubscribers` is false. Node
- * has that getter; Bun's TracingChannel does not, so every command paid for tracing nobody listens to
- * (a tenth of GET /me's CPU in a profile). This adds the getter, answering as Node does.
- */
-function addTracingChannelHasSubscribers() {
-  const prototype = Object.getPrototypeOf(diagnosticsChannel.tracingChannel('users:probe')) as object
-  if ('hasSubscribers' in prototype) return
-  Object.defineProperty(prototype, 'hasSubscribers', {
-    get(this: Record<string, { hasSubscribers?: boolean } | undefined>) {
-      return ['start', 'end', 'asyncStart', 'asyncEnd', 'error'].some((name) => this[name]?.hasSubscribers === true)
-    },
-  })
-}

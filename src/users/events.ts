@@ -1,8 +1,8 @@
 import type { Transaction } from '../db'
 import type { FileStore } from '../storage/files'
-import { toUserBody } from '../users/model'
-import type { UserRow } from '../users/table'
-import { outboxEvents } from './table'
+import { toUserBody } from './model'
+import type { UserRow } from './table'
+import { outboxEvents } from '../events/table'
 
 export type UserEventName = 'user.created' | 'user.updated' | 'user.deleted'
 

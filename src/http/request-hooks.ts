@@ -1,6 +1,7 @@
 import { Elysia } from 'elysia'
-import type { Logger } from './logger'
-import type { Metrics } from './metrics'
+import type { Logger } from '../logger'
+import type { Metrics } from '../metrics'
+import type { RequestTracker } from './request-tracker'
 
 // What a JSON API needs from a browser: never sniff, never frame, never cache, never leak the referrer.
 const SECURITY_HEADERS = {
@@ -28,26 +29,6 @@ function isDocsPage(url: string) {
 const REQUEST_ID = /^[\w.:-]{1,128}$/
 
 type Timing = { id: string; startedAt: number }
-
-export type RequestTracker = ReturnType<typeof createRequestTracker>
-
-/**
- * Counts the requests whose handlers still run. A handler goes on after its client has gone, and after
- * the server stopped listening: shutdown waits for these before closing the pools they use.
- */
-export function createRequestTracker() {
-  let running = 0
-  let onIdle: (() => void) | undefined
-  return {
-    started: () => void running++,
-    finished() {
-      running--
-      if (running === 0) onIdle?.()
-    },
-    /** Resolves once no handler runs. */
-    idle: () => (running === 0 ? Promise.resolve() : new Promise<void>((resolve) => (onIdle = resolve))),
-  }
-}
 
 /** Request ids, security headers, one access-log line and the HTTP metrics for every request. */
 export const requestHooks = ({ logger, metrics, requests }: { logger: Logger; metrics: Metrics; requests: RequestTracker }) => {

@@ -1,9 +1,8 @@
 import { Elysia } from 'elysia'
-import { unauthorized } from '../errors'
 import type { SessionStore } from '../sessions/store'
-import type { UserCache } from '../users/cache'
-import { tokenNotValid, unknownUser, userInactive } from './service'
-import type { Tokens } from './tokens'
+import type { UserCache } from './cache'
+import { SESSION_ERRORS } from '../sessions/errors'
+import type { Tokens } from '../sessions/tokens'
 
 // The old fleet sends `JWT <token>` (simplejwt's AUTH_HEADER_TYPES); `Bearer` is the standard.
 const AUTHORIZATION = /^(?:JWT|Bearer) +([\w-]+\.[\w-]+\.[\w-]*)$/i
@@ -20,16 +19,16 @@ export const authGuard = ({ tokens, sessions, userCache }: GuardDeps) =>
       detail: { security: [{ JWT: [] }] },
       async resolve({ headers }) {
         const token = bearerToken(headers.authorization)
-        if (!token) throw unauthorized('Authentication credentials were not provided.', 'not_authenticated')
+        if (!token) throw SESSION_ERRORS.notAuthenticated()
         // HS256 verifies without a promise: on this path every await is a turn of the event loop.
         const claims = tokens.verifySync ? tokens.verifySync(token, 'access') : await tokens.verify(token, 'access')
-        if (!claims) throw unauthorized('Given token not valid for any token type', 'token_not_valid')
+        if (!claims) throw SESSION_ERRORS.accessTokenNotValid()
         // One round trip to the session store; the user usually comes from memory, else from the database meanwhile.
         const active = sessions.isActive(claims.sid)
         const user = userCache.peek(claims.user_id) ?? (await Promise.all([active, userCache.get(claims.user_id)]))[1]
-        if (!(await active)) throw tokenNotValid()
-        if (!user) throw unknownUser()
-        if (!user.isActive) throw userInactive()
+        if (!(await active)) throw SESSION_ERRORS.tokenNotValid()
+        if (!user) throw SESSION_ERRORS.unknownUser()
+        if (!user.isActive) throw SESSION_ERRORS.userInactive()
         return { user, claims }
       },
     },

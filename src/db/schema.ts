@@ -1,2 +1,0 @@
-export { outboxEvents } from '../events/table'
-export { users } from '../users/table'
