@@ -11,12 +11,11 @@ export function clientAddress(request: Request, socketAddress: string | undefine
   return forwarded[forwarded.length - trustedHops] ?? socketAddress ?? null
 }
 
+/** What a handler's `server` offers here: the socket's address (none when the app is called in process). */
+export type RequestServer = { requestIP(request: Request): { address: string } | null } | null
+
 /** The caller of a request, for a route's `derive`: its address as {@link clientAddress} finds it, and its user agent. */
-export const requestClient = (
-  request: Request,
-  server: { requestIP(request: Request): { address: string } | null } | null,
-  trustedHops: number,
-): Client => ({
+export const requestClient = (request: Request, server: RequestServer, trustedHops: number): Client => ({
   ip: clientAddress(request, server?.requestIP(request)?.address, trustedHops),
   userAgent: request.headers.get('user-agent'),
 })

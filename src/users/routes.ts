@@ -1,12 +1,12 @@
 import { Elysia, t } from 'elysia'
-import { requestClient, type Client } from '../http/client'
+import { requestClient, type RequestServer } from '../http/client'
 import { authGuard, type GuardDeps } from './guard'
 import type { TokenClaims } from '../sessions/tokens'
 import type { ServiceConfig } from '../config'
 import { ErrorBody, FieldErrorsBody } from '../http/errors'
 import { directoryPage } from './directory'
 import { USER_ERRORS } from './errors'
-import { toUserBody, trimNameAndEmail, UpdateBody, User, UserIdParams } from './model'
+import { cachedUserBody, toUserBody, trimNameAndEmail, UpdateBody, User, UserIdParams } from './model'
 import { deleteAccount, updateProfile, viewUser, type ProfileDeps, type UserChanges } from './service'
 import type { UserRow } from './table'
 
@@ -46,8 +46,10 @@ function toChanges(body: UpdateBody): UserChanges & { picture?: Blob | null } {
 
 /** The caller's own record, other users' records and the directory, profile updates, and account deletion. */
 export const usersRoutes = (deps: ProfileDeps & GuardDeps & { config: ServiceConfig }) => {
-  const update = ({ user, claims, body, client }: { user: UserRow; claims: TokenClaims; body: UpdateBody; client: Client }) =>
-    updateProfile(deps, { user, sid: claims.sid, client }, toChanges(body))
+  // The client is read here, not in a derive: a derive would run on GET /me, the hot path, for nothing.
+  type UpdateContext = { user: UserRow; claims: TokenClaims; body: UpdateBody; request: Request; server: RequestServer }
+  const update = ({ user, claims, body, request, server }: UpdateContext) =>
+    updateProfile(deps, { user, sid: claims.sid, client: requestClient(request, server, deps.config.trustedProxyHops) }, toChanges(body))
 
   const updateOptions = {
     auth: true,
@@ -63,8 +65,7 @@ export const usersRoutes = (deps: ProfileDeps & GuardDeps & { config: ServiceCon
 
   return new Elysia({ prefix: '/api/users', tags: ['users'] })
     .use(authGuard(deps))
-    .derive(({ request, server }) => ({ client: requestClient(request, server, deps.config.trustedProxyHops) }))
-    .get('/me', ({ user }) => toUserBody(user, true, deps.files), {
+    .get('/me', ({ user }) => cachedUserBody(user, true, deps.files), {
       auth: true,
       response: { 200: User, ...authErrors },
       detail: { summary: 'The caller (every other service calls this to authenticate a request)' },
