@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { sql } from 'drizzle-orm'
 import { createTestApp } from './support/app'
-import { eventsEnv, openTestBroker, testPublisher, waitFor, type TestBroker } from './support/broker'
+import { eventsEnv, openTestBroker, testPublisher, type TestBroker } from './support/broker'
+import { waitFor } from './support/wait'
 
 let broker: TestBroker
 let t: Awaited<ReturnType<typeof createTestApp>>
