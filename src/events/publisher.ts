@@ -1,6 +1,7 @@
 import { connect } from 'amqplib'
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib'
 import { backoffDelay } from '../backoff'
+import { raceTimer } from '../timeout'
 
 /** A domain event taken from the outbox, published as-is. */
 export type OutboundEvent = { id: string; name: string; payload: unknown; createdAt: Date }
@@ -288,28 +289,13 @@ function copyKey(exchange: string, routingKey: string, messageId: string): strin
   return JSON.stringify([exchange, routingKey, messageId])
 }
 
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms)
+const withTimeout = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
+  raceTimer(promise, ms, () => {
+    throw new Error(`${what} timed out after ${ms} ms`)
   })
-  try {
-    return await Promise.race([promise, expired])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 async function settleWithin(promises: Promise<void>[], ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const expired = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms)
-  })
-  try {
-    await Promise.race([Promise.all(promises), expired])
-  } finally {
-    clearTimeout(timer)
-  }
+  await raceTimer(Promise.all(promises), ms, () => undefined)
 }
 
 function errorCode(err: unknown): unknown {

@@ -6,6 +6,7 @@ import type { Database, DbHandle } from '../db'
 import type { Logger } from '../logger'
 import { PublishError, type OutboundEvent, type Publisher } from './publisher'
 import { outboxEvents, type OutboxRow } from './table'
+import { raceTimer } from '../timeout'
 
 // Order. Rows are read in `seq` order, and for one user that is commit order: every write of a user takes
 // the user's row lock (insert, update, delete, select for update) before recordUserEvent inserts the event,
@@ -291,14 +292,4 @@ async function outboxStatus(db: Database, clock: Clock, broker: RelayStatus['bro
   }
 }
 
-async function settlesWithin(promise: Promise<void>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const expired = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms)
-  })
-  try {
-    return await Promise.race([promise.then(() => true), expired])
-  } finally {
-    clearTimeout(timer)
-  }
-}
+const settlesWithin = (promise: Promise<void>, ms: number): Promise<boolean> => raceTimer(promise.then(() => true), ms, () => false)

@@ -6,6 +6,7 @@ import { renderMail } from './messages'
 import { mailOutbox, type MailRow } from './table'
 import type { Brand } from './templates/layout'
 import type { MailTransport } from './transport'
+import { raceTimer } from '../timeout'
 
 // The same shape as the event relay (events/relay.ts): a loop woken after each write request and by a
 // sweep, whose every cycle runs under one advisory lock on Postgres, so one instance at a time delivers and
@@ -248,14 +249,4 @@ async function mailStatus(db: Database, clock: Clock, transport: MailStatus['tra
   }
 }
 
-async function settlesWithin(promise: Promise<void>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const expired = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms)
-  })
-  try {
-    return await Promise.race([promise.then(() => true), expired])
-  } finally {
-    clearTimeout(timer)
-  }
-}
+const settlesWithin = (promise: Promise<void>, ms: number): Promise<boolean> => raceTimer(promise.then(() => true), ms, () => false)
