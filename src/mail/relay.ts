@@ -1,4 +1,5 @@
 import { and, asc, eq, isNotNull, isNull, lt, lte, or, sql } from 'drizzle-orm'
+import { backoffDelay } from '../backoff'
 import type { Clock } from '../clock'
 import type { Database, DbHandle } from '../db'
 import type { Logger } from '../logger'
@@ -12,7 +13,7 @@ import { raceTimer } from '../timeout'
 // sweep, whose every cycle runs under one advisory lock on Postgres, so one instance at a time delivers and
 // a message committed on any instance is delivered once. What differs is the queue: messages have no order
 // to keep, so a cycle takes the message that is due soonest, and one that fails is given its own next
-// attempt time (backing off, capped) and left behind while the others go on.
+// attempt time (the shared backoff, capped) and left behind while the others go on.
 //
 // Once per request. Each message is sent and marked in one transaction of the relay's own connection,
 // holding the lock: a second instance cannot send it meanwhile, and a message whose mark did not commit
@@ -28,7 +29,7 @@ export type MailRelayOptions = {
   sweepIntervalMs: number
   maxAttempts: number
   retentionMs: number
-  /** Delays double from initialMs up to maxMs, for the relay after a server failure and for each failing message. */
+  /** The shared backoff (doubling from initialMs up to maxMs, jittered), for the relay after a server failure and for each failing message. */
   backoff: { initialMs: number; maxMs: number }
 }
 
@@ -89,7 +90,7 @@ export function createMailRelay(deps: MailRelayDeps): MailRelay {
   let lastPruneAt = -Infinity
   let lastError: string | null = null
 
-  const backoffDelay = (count: number) => Math.min(options.backoff.maxMs, options.backoff.initialMs * 2 ** (count - 1))
+  const retryDelay = (count: number) => backoffDelay(count, options.backoff)
 
   function run(): void {
     clearTimeout(timer)
@@ -117,7 +118,7 @@ export function createMailRelay(deps: MailRelayDeps): MailRelay {
         const outcome = await exclusively(deliverNext)
         if (outcome === 'sent' || outcome === 'message-failed') continue
         if (outcome === 'busy') return { delayMs: BUSY_RETRY_MS, wakeable: true }
-        if (outcome === 'server-failed') return { delayMs: backoffDelay(++failures), wakeable: false }
+        if (outcome === 'server-failed') return { delayMs: retryDelay(++failures), wakeable: false }
         failures = 0
         await pruneIfDue()
         break
@@ -125,7 +126,7 @@ export function createMailRelay(deps: MailRelayDeps): MailRelay {
     } catch (err) {
       if (closed) return { delayMs: options.sweepIntervalMs, wakeable: true }
       log.error({ err }, 'mail relay: cycle failed (database?); retrying with backoff')
-      return { delayMs: backoffDelay(++failures), wakeable: false }
+      return { delayMs: retryDelay(++failures), wakeable: false }
     }
     return { delayMs: options.sweepIntervalMs, wakeable: true }
   }
@@ -174,7 +175,7 @@ export function createMailRelay(deps: MailRelayDeps): MailRelay {
       .set({
         attempts,
         lastError,
-        nextAttemptAt: new Date(now + backoffDelay(attempts)),
+        nextAttemptAt: new Date(now + retryDelay(attempts)),
         // Nobody will send it now: its token goes too.
         ...(gaveUp && { failedAt: new Date(now), payload: null }),
       })
