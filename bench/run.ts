@@ -17,6 +17,7 @@ import { users } from '../src/users/table'
 import { createTestDatabase, TEST_REDIS_URL } from '../test/support/app'
 import { BROKER_URL } from '../test/support/broker'
 import { freePort } from '../test/support/process'
+import { deletePrefixed } from '../test/support/redis'
 import { formatMarkdown, type Report, type Row } from './report'
 import { problems, wrk, wrkVersion, type WrkResult, type WrkRun } from './wrk'
 
@@ -111,7 +112,7 @@ async function bench(): Promise<number> {
   cleanups.push(database.drop)
   const redis = await connectRedis(TEST_REDIS_URL, { info: () => {}, warn: () => {} })
   cleanups.push(async () => {
-    for await (const keys of redis.scanIterator({ MATCH: `${serviceEnv.REDIS_KEY_PREFIX}*`, COUNT: 1000 })) if (keys.length) await redis.del(keys)
+    await deletePrefixed(redis, serviceEnv.REDIS_KEY_PREFIX)
     redis.destroy()
   })
   const amqp = await connect(BROKER_URL)

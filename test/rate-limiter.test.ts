@@ -5,6 +5,7 @@ import { createMemoryRateLimiter } from '../src/sessions/memory-rate-limiter'
 import type { RateLimiter } from '../src/sessions/rate-limiter'
 import { connectRedis, type RedisClient } from '../src/redis/client'
 import { createRedisRateLimiter } from '../src/sessions/redis-rate-limiter'
+import { deletePrefixed } from './support/redis'
 
 const prefix = `test:rate-limiter:${randomUUID()}:`
 const rule = { limit: 3, windowSeconds: 10 }
@@ -16,9 +17,7 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
-    if (keys.length > 0) await client.del(keys)
-  }
+  await deletePrefixed(client, prefix)
   await client.close()
 })
 

@@ -7,6 +7,7 @@ import { createMemorySessionStore } from '../src/sessions/memory-store'
 import { connectRedis, type RedisClient } from '../src/redis/client'
 import { createRedisSessionStore } from '../src/sessions/redis-store'
 import { StoreUnavailableError, type SessionStore } from '../src/sessions/store'
+import { deletePrefixed } from './support/redis'
 
 const REDIS_URL = 'redis://127.0.0.1:6379'
 const prefix = `test:sessions:${randomUUID()}:`
@@ -22,9 +23,7 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
-    if (keys.length > 0) await client.del(keys)
-  }
+  await deletePrefixed(client, prefix)
   await client.close()
 })
 

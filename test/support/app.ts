@@ -11,6 +11,7 @@ import type { Publisher } from '../../src/events/publisher'
 import { createLogger, type Logger } from '../../src/logger'
 import { connectRedis } from '../../src/redis/client'
 import { createLocalFileStore, type FileStore } from '../../src/storage/files'
+import { deletePrefixed } from './redis'
 
 export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 export const TEST_SECRET = 'test-secret-key-that-is-long-enough-for-hs256'
@@ -66,7 +67,7 @@ export async function createTestRedis(label: string, url = TEST_REDIS_URL, prefi
     url,
     prefix,
     async clear() {
-      for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) if (keys.length) await client.del(keys)
+      await deletePrefixed(client, prefix)
     },
     async close() {
       await this.clear().catch(() => {})
