@@ -66,17 +66,7 @@ const PRUNE_EVERY_MS = 60_000
 /** Starts the loop; its first cycle delivers whatever was left from before this start. */
 export function startRelayLoop(options: RelayLoopOptions): RelayLoop {
   const { database, clock, logger: log, name } = options
-  let session = database.driver === 'postgres' ? database.openSession() : undefined
-  const exclusively = (work: (q: Database) => Promise<CycleResult>): Promise<CycleResult | 'busy'> =>
-    session ? session.db.transaction(async (tx) => ((await tryLock(tx, options.lockKey)) ? work(tx) : 'busy')) : work(database.db)
-  // After a failed cycle the session's one connection may be left in a state in which postgres.js never
-  // settles the next transaction (seen after pg_terminate_backend: the relay then went silent for good).
-  // A fresh session costs one connection; the old one is dropped without waiting.
-  function renewSession() {
-    if (database.driver !== 'postgres' || !session) return
-    void session.close().catch(() => {})
-    session = database.openSession()
-  }
+  const connection = lockedConnection(database, options.lockKey)
 
   let timer: ReturnType<typeof setTimeout> | undefined
   let running: Promise<void> | undefined
@@ -115,7 +105,7 @@ export function startRelayLoop(options: RelayLoopOptions): RelayLoop {
       while (!closed) {
         const blockedMs = options.blocked?.()
         if (blockedMs !== undefined) return { delayMs: blockedMs, wakeable: true }
-        const result = await exclusively(options.cycle)
+        const result = await connection.exclusively(options.cycle)
         if (result === 'more') continue
         if (result === 'busy') return { delayMs: BUSY_RETRY_MS, wakeable: true }
         if (result === 'failed') return { delayMs: retryDelay(), wakeable: false }
@@ -127,7 +117,7 @@ export function startRelayLoop(options: RelayLoopOptions): RelayLoop {
     } catch (err) {
       if (closed) return { delayMs: options.sweepIntervalMs, wakeable: true }
       log.error({ err }, `${name}: cycle failed (database?); retrying with backoff`)
-      renewSession()
+      connection.renew()
       return { delayMs: retryDelay(), wakeable: false }
     }
     return { delayMs: options.sweepIntervalMs, wakeable: true }
@@ -137,7 +127,7 @@ export function startRelayLoop(options: RelayLoopOptions): RelayLoop {
     const now = clock.now()
     if (now - lastPruneAt < PRUNE_EVERY_MS) return
     lastPruneAt = now
-    await options.prune(session?.db ?? database.db, now)
+    await options.prune(connection.db(), now)
   }
 
   run()
@@ -162,9 +152,30 @@ export function startRelayLoop(options: RelayLoopOptions): RelayLoop {
         )
         closed = true
         if (!inTime) log.warn({ deadlineMs }, `${name}: shutdown deadline passed; ${options.leftBehind}`)
-        await session?.close()
+        await connection.close()
       })()
       return stopped
+    },
+  }
+}
+
+/** The loop's own connection on Postgres, each cycle a transaction that first takes the lock; the database itself on PGlite. */
+function lockedConnection(database: DbHandle, lockKey: number) {
+  let session = database.driver === 'postgres' ? database.openSession() : undefined
+  return {
+    exclusively: (work: (q: Database) => Promise<CycleResult>): Promise<CycleResult | 'busy'> =>
+      session ? session.db.transaction(async (tx) => ((await tryLock(tx, lockKey)) ? work(tx) : 'busy')) : work(database.db),
+    // After a failed cycle the session's one connection may be left in a state in which postgres.js never
+    // settles the next transaction (seen after pg_terminate_backend: the relay then went silent for good).
+    // A fresh session costs one connection; the old one is dropped without waiting.
+    renew() {
+      if (database.driver !== 'postgres' || !session) return
+      void session.close().catch(() => {})
+      session = database.openSession()
+    },
+    db: () => session?.db ?? database.db,
+    close: async () => {
+      await session?.close()
     },
   }
 }
