@@ -56,7 +56,8 @@ export const AuthenticationCredential = t.Object({
   response: t.Object({
     clientDataJSON: b64(8192),
     authenticatorData: b64(8192),
-    signature: b64(2048),
+    // Post-quantum signatures (ML-DSA, which Chromium offers) run to a few kilobytes.
+    signature: b64(16384),
     userHandle: t.Optional(b64(128)),
   }),
   clientExtensionResults: extensions,
