@@ -4,6 +4,7 @@ import { and, eq } from 'drizzle-orm'
 import { renderMail } from '../src/mail/messages'
 import { mailOutbox } from '../src/mail/table'
 import { mfaFactors } from '../src/mfa/table'
+import { createUsersClient } from 'users-service/client'
 import { createTestApp, type TestApp } from './support/app'
 
 /** RFC 4226 HOTP and RFC 6238 TOTP, written here from the RFCs, so the service's codes are checked independently. */
@@ -288,5 +289,37 @@ describe('users without a factor, and removing factors', () => {
     expect(last.text).toContain('An authenticator app was removed from your Acme account. Your password alone now signs in to it.')
     expect(last.html).toContain('&lt;Ann&gt;')
     expect(renderMail(brand, 'recovery_codes_regenerated', { full_name: 'Ann' }).subject).toBe('New recovery codes for your Acme account')
+  })
+})
+
+describe('the typed client', () => {
+  const client = () =>
+    createUsersClient({ baseUrl: 'http://localhost', now: t.clock.now, fetcher: (url, init) => t.app.handle(new Request(url, init)) })
+
+  test('login answers mfaRequired as a value, loginMfa completes it, and the factor calls are typed', async () => {
+    const user = await userWithTotp()
+    const app = client()
+    const first = await app.login({ email: user.email, password: user.password })
+    expect(first.data).toBeNull()
+    expect(first.mfaRequired).toEqual({ mfa_token: expect.any(String), methods: ['totp', 'recovery_code'] })
+    expect(app.tokens).toBeNull()
+    const second = await app.loginMfa({ mfa_token: first.mfaRequired!.mfa_token, code: totpAt(user.key, nowSeconds()) })
+    expect(second.status).toBe(200)
+    expect(app.tokens?.access).toBe(second.data!.access)
+    const list = await app.mfa.list()
+    expect(list.data?.factors.map((factor) => factor.type)).toEqual(['totp'])
+    const codes = await app.mfa.regenerateRecoveryCodes(user.password)
+    expect(codes.data?.recovery_codes).toHaveLength(10)
+    expect((await app.mfa.remove(user.factorId, user.password)).status).toBe(204)
+    app.close()
+  })
+
+  test('without a factor, mfaRequired is null and the tokens are kept as before', async () => {
+    const user = await t.registerUser()
+    const app = client()
+    const response = await app.login({ email: user.email, password: user.password })
+    expect(response.mfaRequired).toBeNull()
+    expect(app.tokens).toEqual(response.data!)
+    app.close()
   })
 })
