@@ -92,6 +92,7 @@ const Env = Type.Object({
   REGISTRATIONS_PER_ADDRESS: integer('a number of attempts'),
   REGISTRATION_WINDOW: duration,
   CURRENT_PASSWORD_FAILURES_PER_USER: integer('a number of attempts'),
+  MFA_CODE_FAILURES_PER_USER: integer('a number of attempts'),
   SESSION_MAX_AGE: duration,
   CORS_ALLOWED_ORIGINS: Type.Optional(Type.String()),
   MAX_BODY_BYTES: integer('a size in bytes', 1024),
@@ -198,6 +199,8 @@ export function loadConfig(env: Record<string, string | undefined>) {
       loginPerAccount: rule(raw.LOGIN_FAILURES_PER_ACCOUNT ?? '50', raw.LOGIN_FAILURE_WINDOW ?? '15m'),
       registerPerAddress: rule(raw.REGISTRATIONS_PER_ADDRESS ?? '20', raw.REGISTRATION_WINDOW ?? '1h'),
       currentPasswordPerUser: rule(raw.CURRENT_PASSWORD_FAILURES_PER_USER ?? '10', raw.LOGIN_FAILURE_WINDOW ?? '15m'),
+      // Second-step codes per account, over all its mfa_tokens: each login with the password brings 5 more tries.
+      mfaCodesPerUser: rule(raw.MFA_CODE_FAILURES_PER_USER ?? '10', raw.LOGIN_FAILURE_WINDOW ?? '15m'),
       // Reset requests and verification resends; the per-email one counts unknown emails alike (docs/recovery.md).
       mailPerAddress: rule(raw.MAIL_REQUESTS_PER_ADDRESS ?? '20', raw.MAIL_REQUEST_WINDOW ?? '1h'),
       mailPerEmail: rule(raw.MAIL_REQUESTS_PER_EMAIL ?? '5', raw.MAIL_REQUEST_WINDOW ?? '1h'),

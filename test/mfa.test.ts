@@ -246,6 +246,28 @@ describe('limits on the second step', () => {
     expect(results.filter((result) => 'mfa_token' in result.body)).toHaveLength(25)
   })
 
+  test('wrong codes are limited per account across mfa_tokens, counted before the check; a right code clears the count', async () => {
+    const user = await userWithTotp()
+    for (let token = 0; token < 2; token++) {
+      const step = await passwordStep(user)
+      for (let i = 0; i < 5; i++) expect((await secondStep(step.mfa_token, '000000')).status).toBe(400)
+    }
+    const third = await passwordStep(user)
+    const limited = await secondStep(third.mfa_token, totpAt(user.key, nowSeconds()))
+    expect(limited.status).toBe(429)
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0)
+    t.clock.advance(15 * 60_000 + 1_000)
+    const after = await secondStep((await passwordStep(user)).mfa_token, totpAt(user.key, nowSeconds()))
+    expect(after.status).toBe(200)
+    // Cleared by that success: nine wrong codes and a right one (the tenth try) get in; without the reset it would be the eleventh.
+    const first = await passwordStep(user)
+    for (let i = 0; i < 5; i++) expect((await secondStep(first.mfa_token, '000000')).status).toBe(400)
+    const second = await passwordStep(user)
+    for (let i = 0; i < 4; i++) expect((await secondStep(second.mfa_token, '000000')).status).toBe(400)
+    t.clock.advance(30_000)
+    expect((await secondStep(second.mfa_token, totpAt(user.key, nowSeconds()))).status).toBe(200)
+  })
+
   test('a wrong password still answers the same 400, with no hint of the factor', async () => {
     const user = await userWithTotp()
     const response = await t.call('POST', '/api/users/login/', { body: { email: user.email, password: 'wrong-password-here' } })

@@ -77,10 +77,11 @@ export const mfaRoutes = (deps: MfaDeps & GuardDeps) =>
     )
     .post('/login/mfa', ({ body, client }) => completeMfaLogin(deps, body.mfa_token, body.code, client), {
       body: MfaLoginBody,
-      response: { 200: TokenPairBody, 400: FieldErrorsBody, 403: ErrorBody, 503: ErrorBody },
+      response: { 200: TokenPairBody, 400: FieldErrorsBody, 403: ErrorBody, 429: ErrorBody, 503: ErrorBody },
       detail: {
         summary: "A login's second step: the mfa_token of the 403 `mfa_required` and a TOTP or recovery code",
-        description: 'Five wrong codes void the mfa_token (then 400 on `mfa_token`: log in again). The access token carries `amr`.',
+        description:
+          'Five wrong codes void the mfa_token (then 400 on `mfa_token`: log in again); wrong codes are also limited per account (429 with Retry-After). The access token carries `amr`.',
       },
     })
     .post('/passkeys/register/options', ({ user, body }) => passkeyRegistrationOptions(deps, user, body.current_password), {

@@ -4,7 +4,7 @@ import { AUTH_ERRORS } from '../auth/errors'
 import { startSession, type AuthDeps, type SecondFactorGate } from '../auth/service'
 import type { ServiceConfig } from '../config'
 import type { Database, Transaction } from '../db'
-import { fieldError, ServiceError } from '../errors'
+import { fieldError, ServiceError, throttled } from '../errors'
 import { queueMail } from '../mail/messages'
 import type { Metrics } from '../metrics'
 import { USER_ERRORS } from '../users/errors'
@@ -181,12 +181,20 @@ export function mfaGate(deps: Pick<MfaDeps, 'db' | 'clock'>): SecondFactorGate {
 
 /**
  * The login's second step: a TOTP code or a recovery code against the mfa_token the password step gave.
- * The attempt is counted before the code is looked at; the token is spent by the first right code.
+ * The attempt is counted before the code is looked at, twice: against the token (5), and against the
+ * account over all its tokens (`mfaCodesPerUser`), since whoever has the password can get a new token at
+ * will. A right code clears the account's count; the token is spent by the first right code.
  */
 export async function completeMfaLogin(deps: MfaDeps, mfaToken: string, code: string, client: Client) {
   const now = deps.clock.now()
   const userId = await countTokenAttempt(deps.db, mfaToken, now)
   if (!userId) throw MFA_ERRORS.invalidMfaToken()
+  const limitKey = `mfa-code:user:${userId}`
+  const decision = await deps.limiter.hit(limitKey, deps.config.limits.mfaCodesPerUser)
+  if (!decision.allowed) {
+    deps.metrics.rateLimited.inc({ limit: 'mfa_code' })
+    throw throttled(decision.retryAfterSeconds)
+  }
   const method = (await acceptTotp(deps, userId, code.trim(), now)) ?? (await acceptRecoveryCode(deps.db, userId, code))
   if (!method) {
     deps.metrics.logins.inc({ result: 'failure' })
@@ -194,6 +202,7 @@ export async function completeMfaLogin(deps: MfaDeps, mfaToken: string, code: st
   }
   // Two right codes racing (a TOTP and a recovery code): one login.
   if (!(await consumeChallenge(deps.db, 'mfa_login', mfaToken, now, userId))) throw MFA_ERRORS.invalidMfaToken()
+  await deps.limiter.reset(limitKey)
   return finishLogin(deps, userId, ['pwd', method], client)
 }
 
