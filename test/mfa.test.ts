@@ -4,6 +4,8 @@ import { and, eq } from 'drizzle-orm'
 import { renderMail } from '../src/mail/messages'
 import { mailOutbox } from '../src/mail/table'
 import { mfaFactors } from '../src/mfa/table'
+import { tokenHash } from '../src/recovery/secrets'
+import { recoveryTokens } from '../src/recovery/table'
 import { createUsersClient } from 'users-service/client'
 import { createTestApp, type TestApp } from './support/app'
 
@@ -273,6 +275,28 @@ describe('limits on the second step', () => {
     const response = await t.call('POST', '/api/users/login/', { body: { email: user.email, password: 'wrong-password-here' } })
     expect(response.status).toBe(400)
     expect(response.body).not.toHaveProperty('mfa_token')
+  })
+})
+
+describe('password reset', () => {
+  test('a reset sets the password but gives an account with a factor the step-up, not a session', async () => {
+    const user = await userWithTotp()
+    await t.call('POST', '/api/users/password/reset/', { body: { email: user.email } })
+    // The message's token is known only to its mailbox; the test swaps the stored hash for one of its own.
+    const token = 'a-token-the-test-knows'
+    const swapped = await t.deps.db
+      .update(recoveryTokens)
+      .set({ tokenHash: tokenHash(token) })
+      .where(and(eq(recoveryTokens.email, user.email), eq(recoveryTokens.purpose, 'password_reset')))
+      .returning()
+    expect(swapped).toHaveLength(1)
+    const reset = await t.call('POST', '/api/users/password/reset/confirm/', { body: { token, password: 'a-brand-new-passphrase' } })
+    expect(reset.status).toBe(403)
+    expect(reset.body).toMatchObject({ code: 'mfa_required', methods: ['totp', 'recovery_code'] })
+    const done = await secondStep(reset.body.mfa_token, totpAt(user.key, nowSeconds()))
+    expect(done.status).toBe(200)
+    expect(claims(done.body.access).amr).toEqual(['pwd', 'otp'])
+    expect((await t.call('POST', '/api/users/login/', { body: { email: user.email, password: 'a-brand-new-passphrase' } })).status).toBe(403)
   })
 })
 
