@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { chromium, type BrowserContext, type CDPSession, type Page } from 'playwright-core'
 import { createTestApp, type TestApp } from '../support/app'
 
 // Debian's chromium, as in docs.test.ts; `localhost` is a secure context over http, which WebAuthn requires.
@@ -58,13 +58,24 @@ beforeAll(async () => {
     route.fulfill({ contentType: 'text/html', body: `<!doctype html><title>passkeys</title><script>${script}</script>` }),
   )
   page = await browser.newPage()
-  const cdp = await browser.newCDPSession(page)
+  cdp = await browser.newCDPSession(page)
   await cdp.send('WebAuthn.enable')
-  await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true },
-  })
   await page.goto(`${origin}/passkey-test`)
 }, SLOW)
+
+let cdp: CDPSession
+let authenticatorId: string | undefined
+
+/**
+ * A new, empty virtual authenticator in place of the last one: asked for any passkey of the site, an
+ * authenticator holding several (an earlier test's) may answer with any of them.
+ */
+async function freshAuthenticator() {
+  if (authenticatorId) await cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId })
+  ;({ authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true },
+  }))
+}
 
 afterAll(async () => {
   await browser?.close()
@@ -118,6 +129,7 @@ describe('passkeys in Chromium with a virtual authenticator', () => {
   test(
     'register a passkey from a page, sign in with it without a password, then remove it',
     async () => {
+      await freshAuthenticator()
       const user = await t.registerUser()
 
       const refused = await registerInPage(user.access, 'not-the-password')
@@ -164,6 +176,7 @@ describe('passkeys in Chromium with a virtual authenticator', () => {
   test(
     'a challenge works once: an answer replayed is refused',
     async () => {
+      await freshAuthenticator()
       const user = await t.registerUser()
       expect((await registerInPage(user.access, user.password)).registered!.status).toBe(200)
       const answer = await page.evaluate(async () => {
