@@ -29,7 +29,37 @@ export function createLogger(level: string, pretty = process.stdout.isTTY === tr
       // Destroyed at exit: nothing is left to write.
     }
   }, FLUSH_INTERVAL_MS).unref()
-  return pino(options, stdout)
+  return pino(options, batchLines(stdout))
+}
+
+/**
+ * Lines reach the destination joined, once per turn of the event loop. SonicBoom measures the byte
+ * length of its whole pending chunk on every write: with the access log's one write per request that
+ * was 1 to 3 µs a line (a twentieth of GET /me's CPU); once per turn it is nothing. Lines keep their
+ * order and still reach the destination within the turn that logged them.
+ */
+function batchLines(destination: pino.DestinationStream & { flushSync(): void }): pino.DestinationStream {
+  let lines: string[] = []
+  const drain = () => {
+    if (!lines.length) return
+    const chunk = lines.join('')
+    lines = []
+    destination.write(chunk)
+  }
+  // pino flushes the destination at exit, but what waits here must reach it first.
+  process.on('exit', () => {
+    drain()
+    try {
+      destination.flushSync()
+    } catch {
+      // Destroyed already: nothing is left to write.
+    }
+  })
+  return {
+    write(line: string) {
+      if (lines.push(line) === 1) setImmediate(drain)
+    },
+  }
 }
 
 // Where database errors keep the values of the failed query (password hashes, emails): Drizzle in

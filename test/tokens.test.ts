@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { SignJWT } from 'jose'
 import { manualClock } from '../src/clock'
-import { createTokens } from '../src/sessions/tokens'
+import { constantTimeEqual, createTokens } from '../src/sessions/tokens'
 
 const secret = 'tokens-test-secret-tokens-test-secret'
 const key = new TextEncoder().encode(secret)
@@ -48,6 +48,28 @@ describe('HS256 verification (the hot path)', async () => {
       `${header}.${payload}.`,
     ])
       expect(await tokens.verify(token, 'access')).toBeNull()
+  })
+
+  test('the synchronous check answers as the asynchronous one, token for token', async () => {
+    const { pair } = await tokens.issuePair(userId, 'session-1')
+    const good = await sign(base)
+    const [header, payload, signature] = pair.access.split('.')
+    const flipped = `${signature!.slice(0, -2)}${signature!.at(-2) === 'A' ? 'B' : 'A'}${signature!.at(-1)}`
+    const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${payload}.`
+    for (const [token, type] of [
+      [pair.access, 'access'], [pair.refresh, 'refresh'], [pair.access, 'refresh'], [good, 'access'],
+      [`${header}.${payload}.${flipped}`, 'access'], [none, 'access'], [`${header}.${payload}`, 'access'],
+    ] as const)
+      expect(tokens.verifySync!(token, type)).toEqual(await tokens.verify(token, type))
+    expect(tokens.verifySync!(pair.access, 'access')?.user_id).toBe(userId)
+    expect(tokens.verifySync!(`${header}.${payload}.${flipped}`, 'access')).toBeNull()
+  })
+
+  test('signatures are compared whole, whatever their length', () => {
+    expect(constantTimeEqual('abc', 'abc')).toBe(true)
+    expect(constantTimeEqual('abc', 'abd')).toBe(false)
+    expect(constantTimeEqual('abc', 'ab')).toBe(false)
+    expect(constantTimeEqual('', '')).toBe(true)
   })
 
   test('checks aud and iss only when they are configured', async () => {

@@ -29,10 +29,13 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
  */
 export const requestBodies = (limits: BodyLimits) =>
   new Elysia({ name: 'request-bodies', seed: limits })
-    // A declared length over the limit is refused before the body is read.
+    // A declared length over the limit is refused before the body is read. Most requests (every GET)
+    // declare none: they skip the content-type parse; a chunked body is bounded in onParse instead.
     .onRequest(({ request }) => {
+      const length = request.headers.get('content-length')
+      if (length === null) return
       const limit = limitFor(limits, request.headers.get('content-type'))
-      if (Number(request.headers.get('content-length') ?? 0) > limit) throw tooLarge(limit)
+      if (Number(length) > limit) throw tooLarge(limit)
     })
     .onParse({ as: 'global' }, async ({ request, contentType }) => {
       const mediaType = mediaTypeOf(contentType)

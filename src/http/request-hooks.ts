@@ -33,6 +33,9 @@ type Timing = { id: string; startedAt: number }
 /** Request ids, security headers, one access-log line and the HTTP metrics for every request. */
 export const requestHooks = ({ logger, metrics, requests }: { logger: Logger; metrics: Metrics; requests: RequestTracker }) => {
   const timings = new WeakMap<Request, Timing>()
+  // The access line's fields are ours and hold no secret: pino's redaction (a wildcard path clones and
+  // walks every logged object) cost a fifth of the line's price on every request.
+  const access = logger.child({}, { redact: [] })
   return new Elysia({ name: 'request-hooks' })
     .onRequest(({ request, set }) => {
       const given = request.headers.get('x-request-id')
@@ -50,8 +53,7 @@ export const requestHooks = ({ logger, metrics, requests }: { logger: Logger; me
       const status = response instanceof Response ? response.status : Number(set.status ?? 200)
       // The route template, never the raw path: ids would make every label unique.
       const labels = { method: request.method, route: route || 'unmatched', status: String(status) }
-      metrics.requests.inc(labels)
       metrics.requestDuration.observe(labels, seconds)
-      logger.info({ req_id: timing.id, ...labels, status, duration_ms: Math.round(seconds * 1e4) / 10 }, 'request')
+      access.info({ req_id: timing.id, ...labels, status, duration_ms: Math.round(seconds * 1e4) / 10 }, 'request')
     })
 }

@@ -1,5 +1,5 @@
 import type { TokenPair } from './tokens'
-import type { RedisClient } from '../redis/client'
+import { commandDeadlines, REDIS_COMMAND_TIMEOUT_MS, withoutCommandTimeout, type RedisClient } from '../redis/client'
 import { luaScript, redisCall, runScript } from './redis-scripts'
 import {
   sanitizeMetadata,
@@ -8,6 +8,7 @@ import {
   type RotateResult,
   type SessionInfo,
   type SessionStore,
+  StoreUnavailableError,
 } from './store'
 
 // Scripts touch keys derived from the session hash (the user's index, per-sid keys), which standalone Redis allows;
@@ -114,6 +115,9 @@ export function createRedisSessionStore(options: { client: RedisClient; prefix: 
   const sessionKey = (sid: string) => sessionPrefix + sid
   const successorKey = (sid: string) => `${sessionPrefix}${sid}:successor`
   const indexKey = (userId: string) => indexPrefix + userId
+  // The session check runs on every authenticated request: bounded by one shared timer instead of one each.
+  const untimed = withoutCommandTimeout(client)
+  const deadlines = commandDeadlines(REDIS_COMMAND_TIMEOUT_MS)
 
   return {
     async create(input: CreateSessionInput) {
@@ -135,9 +139,14 @@ export function createRedisSessionStore(options: { client: RedisClient; prefix: 
       )
     },
 
-    async isActive(sid: string) {
-      return (await redisCall(() => client.exists(sessionKey(sid)))) === 1
-    },
+    // Every authenticated request's one round trip: without redisCall's async wrapper or a timer of its own.
+    isActive: (sid: string) =>
+      deadlines.within(untimed.exists(sessionKey(sid))).then(
+        (found) => found === 1,
+        (err: unknown) => {
+          throw new StoreUnavailableError(err)
+        },
+      ),
 
     async rotate(input: RotateInput) {
       // The successor pair is stored only so that racing requests presenting the just-rotated token receive the

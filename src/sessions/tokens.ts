@@ -1,4 +1,4 @@
-import { createHmac, createPrivateKey, createPublicKey, timingSafeEqual, type KeyObject } from 'node:crypto'
+import { createHmac, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
 import { calculateJwkThumbprint, errors, importJWK, jwtVerify, SignJWT, type JWK } from 'jose'
 import type { Clock } from '../clock'
 import { isUuid } from '../http/formats'
@@ -41,6 +41,8 @@ export type Tokens = Awaited<ReturnType<typeof createTokens>>
 type Codec = {
   sign(claims: object): Promise<string>
   verify(token: string): Promise<Record<string, unknown> | null>
+  /** HS256 only: the same check without a promise, for the guard that runs it on every request. */
+  verifySync?: (token: string) => Record<string, unknown> | null
   jwks: JWK[]
 }
 
@@ -84,15 +86,33 @@ export async function createTokens(settings: TokenSettings, clock: Clock) {
 
     /** The token's claims when it is genuine, unexpired, of the expected type and tied to a session; otherwise null. */
     async verify(token: string, expected: TokenType): Promise<TokenClaims | null> {
-      const claims = (await codec.verify(token)) as Partial<TokenClaims> | null
-      // A token without `sid` (one the old service issued) cannot be revoked, so it is not accepted;
-      // user_id goes into a uuid column, so anything else must fail here, not in the database.
-      if (!claims || claims.token_type !== expected || !isUuid(claims.user_id) || typeof claims.sid !== 'string') return null
-      if (claims.auth_time !== undefined && !Number.isSafeInteger(claims.auth_time)) return null
-      if (claims.amr !== undefined && !(Array.isArray(claims.amr) && claims.amr.every((method) => typeof method === 'string'))) return null
-      return claims as TokenClaims
+      return checkClaims(await codec.verify(token), expected)
     },
+
+    /** {@link verify} without a promise when the codec is synchronous (HS256); undefined for the asymmetric ones. */
+    verifySync: codec.verifySync && ((token: string, expected: TokenType) => checkClaims(codec.verifySync!(token), expected)),
   }
+}
+
+function checkClaims(verified: Record<string, unknown> | null, expected: TokenType): TokenClaims | null {
+  const claims = verified as Partial<TokenClaims> | null
+  // A token without `sid` (one the old service issued) cannot be revoked, so it is not accepted;
+  // user_id goes into a uuid column, so anything else must fail here, not in the database.
+  if (!claims || claims.token_type !== expected || !isUuid(claims.user_id) || typeof claims.sid !== 'string') return null
+  if (claims.auth_time !== undefined && !Number.isSafeInteger(claims.auth_time)) return null
+  if (claims.amr !== undefined && !(Array.isArray(claims.amr) && claims.amr.every((method) => typeof method === 'string'))) return null
+  return claims as TokenClaims
+}
+
+/**
+ * Whether two strings are equal, in time that depends only on their length (which is public: an HS256
+ * signature is always 43 characters). No buffers: the comparison runs on every authenticated request.
+ */
+export function constantTimeEqual(a: string, b: string) {
+  if (a.length !== b.length) return false
+  let difference = 0
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i)
+  return difference === 0
 }
 
 /**
@@ -111,10 +131,12 @@ function hs256Codec(settings: TokenSettings, clock: Clock): Codec {
   const verify = (token: string): Record<string, unknown> | null => {
     const [header, payload, signature, extra] = token.split('.')
     if (header === undefined || payload === undefined || signature === undefined || extra !== undefined) return null
-    const parsedHeader = parseSegment(header)
-    if (parsedHeader?.alg !== 'HS256' || parsedHeader.crit !== undefined) return null
-    const expected = mac(`${header}.${payload}`)
-    if (signature.length !== expected.length || !timingSafeEqual(Buffer.from(signature), Buffer.from(expected))) return null
+    // Every token this service issues carries exactly `signedHeader`: only another issuer's needs parsing.
+    if (header !== signedHeader) {
+      const parsedHeader = parseSegment(header)
+      if (parsedHeader?.alg !== 'HS256' || parsedHeader.crit !== undefined) return null
+    }
+    if (!constantTimeEqual(signature, mac(`${header}.${payload}`))) return null
     const claims = parseSegment(payload)
     if (!claims) return null
     const now = clock.now() / 1000
@@ -133,6 +155,7 @@ function hs256Codec(settings: TokenSettings, clock: Clock): Codec {
       return `${input}.${mac(input)}`
     },
     verify: async (token) => verify(token),
+    verifySync: verify,
   }
 }
 

@@ -64,6 +64,12 @@ export function createUserCache(options: { db: Database; clock: Clock; ttlMs: nu
       return pending
     },
 
+    /** The user when this process holds a fresh copy, without a promise; undefined otherwise (then {@link get}). */
+    peek(userId: string): UserRow | undefined {
+      const entry = entries.get(userId)
+      return entry && entry.expiresAt > clock.now() ? entry.user : undefined
+    },
+
     /** Forgets a changed user here and on every other instance; call it after the change committed. */
     async invalidate(userId: string) {
       forget(userId)

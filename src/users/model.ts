@@ -46,6 +46,17 @@ export const toUserBody = (user: UserRow, withEmail: boolean, files: Pick<FileSt
   profile_pic: pictureUrl(files, user.profilePic),
 })
 
+// GET /me and /{id} answer from the guard's cached rows: a row changes only by being replaced, so each
+// row's two bodies are built once and live as long as the row does.
+const bodies = new WeakMap<UserRow, { files: Pick<FileStore, 'url'>; own?: UserBody; public?: UserBody }>()
+
+/** {@link toUserBody}, built once per row object (for the rows the user cache hands out). */
+export function cachedUserBody(user: UserRow, withEmail: boolean, files: Pick<FileStore, 'url'>): UserBody {
+  let entry = bodies.get(user)
+  if (entry?.files !== files) bodies.set(user, (entry = { files }))
+  return withEmail ? (entry.own ??= toUserBody(user, true, files)) : (entry.public ??= toUserBody(user, false, files))
+}
+
 /** The old service trimmed these two fields (not passwords); an Elysia transform runs this before validation. */
 export function trimNameAndEmail(body: unknown) {
   if (typeof body !== 'object' || body === null) return

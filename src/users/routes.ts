@@ -5,7 +5,7 @@ import type { ServiceConfig } from '../config'
 import { ErrorBody, FieldErrorsBody } from '../http/errors'
 import { directoryPage } from './directory'
 import { USER_ERRORS } from './errors'
-import { toUserBody, trimNameAndEmail, UpdateBody, User, UserIdParams } from './model'
+import { cachedUserBody, toUserBody, trimNameAndEmail, UpdateBody, User, UserIdParams } from './model'
 import { deleteAccount, updateProfile, viewUser, type ProfileDeps, type UserChanges } from './service'
 import type { UserRow } from './table'
 
@@ -62,7 +62,7 @@ export const usersRoutes = (deps: ProfileDeps & GuardDeps & { config: ServiceCon
 
   return new Elysia({ prefix: '/api/users', tags: ['users'] })
     .use(authGuard(deps))
-    .get('/me', ({ user }) => toUserBody(user, true, deps.files), {
+    .get('/me', ({ user }) => cachedUserBody(user, true, deps.files), {
       auth: true,
       response: { 200: User, ...authErrors },
       detail: { summary: 'The caller (every other service calls this to authenticate a request)' },

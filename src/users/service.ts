@@ -14,7 +14,7 @@ import type { SessionStore } from '../sessions/store'
 import type { UserCache } from './cache'
 import { USER_ERRORS } from './errors'
 import { findUserById } from './lookup'
-import { toUserBody } from './model'
+import { cachedUserBody, toUserBody } from './model'
 import { pictureLimits, readPicture } from './picture'
 import { users, type UserRow } from './table'
 
@@ -104,7 +104,7 @@ export async function viewUser(deps: Pick<ProfileDeps, 'userCache' | 'files'>, v
   // Other users' rows come from the same invalidated cache as the caller's.
   const found = id === viewer.id ? viewer : await deps.userCache.get(id)
   if (!found) throw USER_ERRORS.userNotFound()
-  return toUserBody(found, found.id === viewer.id || viewer.isAdmin, deps.files)
+  return cachedUserBody(found, found.id === viewer.id || viewer.isAdmin, deps.files)
 }
 
 /** Deletes an account: one's own, or any as an admin; every session of it ends with the delete. */
