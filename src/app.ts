@@ -1,5 +1,6 @@
 import { cors } from '@elysiajs/cors'
 import { Elysia } from 'elysia'
+import { adminRoutes } from './admin/routes'
 import { authRoutes } from './auth/routes'
 import { requestBodies } from './http/body'
 import type { Deps } from './deps'
@@ -15,6 +16,7 @@ import { mfaRoutes } from './mfa/routes'
 import { sessionsRoutes } from './auth/sessions-routes'
 import { mediaRoutes } from './users/media-routes'
 import { usersRoutes } from './users/routes'
+import { securityLogRoutes } from './users/security-log-routes'
 
 /** The whole HTTP API over the given dependencies; opens no connection itself. */
 export function createApp(deps: Deps) {
@@ -38,6 +40,8 @@ export function createApp(deps: Deps) {
     .use(usersRoutes(deps))
     .use(recoveryRoutes(deps))
     .use(mfaRoutes(deps))
+    .use(securityLogRoutes(deps))
+    .use(adminRoutes(deps))
 }
 
 /**

@@ -114,6 +114,7 @@ const Env = Type.Object({
   WEBAUTHN_RP_ID: Type.Optional(Type.String({ pattern: '^[a-z0-9.-]+$', description: 'a domain such as example.com (no scheme or port)' })),
   WEBAUTHN_RP_NAME: text(),
   WEBAUTHN_ORIGINS: Type.Optional(Type.String({ pattern: '^\\s*https?://', description: 'comma-separated origins such as https://app.example.com' })),
+  SECURITY_LOG_RETENTION_DAYS: integer('a number of days from 1 to 3650', 1, 3650),
   LOG_LEVEL: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('silent')], { description: 'one of debug, info, warn, error, silent' })),
 })
 type Env = Static<typeof Env>
@@ -215,6 +216,7 @@ export function loadConfig(env: Record<string, string | undefined>) {
     corsOrigins: splitList(raw.CORS_ALLOWED_ORIGINS),
     maxBodyBytes: Number(raw.MAX_BODY_BYTES ?? 1024 * 1024),
     argon2,
+    securityLogRetentionDays: Number(raw.SECURITY_LOG_RETENTION_DAYS ?? 90),
     logLevel: raw.LOG_LEVEL ?? 'info',
   }
 }

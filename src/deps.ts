@@ -15,6 +15,7 @@ import { recoveryLifecycle } from './recovery/service'
 import { mfaGate } from './mfa/service'
 import type { SecondFactorGate } from './auth/service'
 import { createRequestTracker, type RequestTracker } from './http/request-tracker'
+import { startSecurityLogRetention, type SecurityLogRetention } from './security-log/retention'
 import { createMemoryRateLimiter } from './sessions/memory-rate-limiter'
 import { createMemorySessionStore } from './sessions/memory-store'
 import type { RateLimiter } from './sessions/rate-limiter'
@@ -46,6 +47,8 @@ export type Deps = {
   metrics: Metrics
   userCache: UserCache
   requests: RequestTracker
+  /** Prunes security events past SECURITY_LOG_RETENTION_DAYS. */
+  securityLogRetention: SecurityLogRetention
   /** What GET /health/ready checks: one entry per configured backing service. */
   readiness: ReadinessCheck[]
 }
@@ -79,6 +82,7 @@ export async function createDeps(config: ServiceConfig, logger: Logger, clock: C
     /** Flushes the outbox within the deadline, then closes every connection. */
     async close(deadlineMs: number) {
       await Promise.all([deps.relay.stop({ deadlineMs }), deps.mailRelay.stop({ deadlineMs })])
+      deps.securityLogRetention.stop()
       await deps.userCache.close()
       await publisher?.close()
       await redis?.close().catch(() => {})
@@ -190,6 +194,7 @@ export async function buildDeps(config: ServiceConfig, connections: Connections,
     metrics,
     userCache,
     requests: createRequestTracker(),
+    securityLogRetention: startSecurityLogRetention({ db: database.db, clock, logger, retentionDays: config.securityLogRetentionDays }),
     readiness: [
       databaseCheck(database),
       ...(redis ? [redisCheck(redis)] : []),

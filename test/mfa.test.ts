@@ -4,6 +4,7 @@ import { and, eq } from 'drizzle-orm'
 import { renderMail } from '../src/mail/messages'
 import { mailOutbox } from '../src/mail/table'
 import { mfaFactors } from '../src/mfa/table'
+import { securityEvents } from '../src/security-log/table'
 import { tokenHash } from '../src/recovery/secrets'
 import { recoveryTokens } from '../src/recovery/table'
 import { createUsersClient } from 'users-service/client'
@@ -275,6 +276,21 @@ describe('limits on the second step', () => {
     const response = await t.call('POST', '/api/users/login/', { body: { email: user.email, password: 'wrong-password-here' } })
     expect(response.status).toBe(400)
     expect(response.body).not.toHaveProperty('mfa_token')
+  })
+})
+
+describe('security log', () => {
+  test('enabling and removing a factor, and a wrong second-step code, are security events of the account', async () => {
+    const user = await userWithTotp()
+    await secondStep((await passwordStep(user)).mfa_token, '000000')
+    await t.call('DELETE', `/api/users/mfa/${user.factorId}/`, { token: user.access, body: { current_password: user.password } })
+    const rows = await t.deps.db.select().from(securityEvents).where(eq(securityEvents.userId, user.id))
+    const of = (type: string) => rows.filter((row) => row.type === type).map((row) => row.detail)
+    expect(of('mfa_enabled')).toEqual([{ method: 'totp' }])
+    expect(of('mfa_disabled')).toEqual([{ method: 'totp', factors_left: 0 }])
+    expect(of('login_failed')).toEqual([{ reason: 'wrong_second_factor' }])
+    const own = await t.call('GET', '/api/users/me/security-log/', { token: user.access })
+    expect(own.body.results.map((event: { type: string }) => event.type)).toEqual(expect.arrayContaining(['mfa_enabled', 'mfa_disabled']))
   })
 })
 

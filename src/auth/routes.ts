@@ -2,7 +2,7 @@ import { Elysia, t } from 'elysia'
 import { ErrorBody, FieldErrorsBody } from '../http/errors'
 import { AUTH_ERRORS } from './errors'
 import { RegisterBody, trimNameAndEmail } from '../users/model'
-import { clientAddress } from './client'
+import { clientAddress } from '../http/client'
 import { LoginBody, MfaRequiredBody, RefreshBody, TokenPairBody } from './model'
 import { login, refresh, register, type AuthDeps } from './service'
 
@@ -49,7 +49,7 @@ export const authRoutes = (deps: AuthDeps) =>
               'With REQUIRE_EMAIL_VERIFICATION=true, an unverified account gets 403 `email_not_verified` (after a right password only). An account with a second factor gets 403 `mfa_required` with `mfa_token` and `methods`: continue at POST /api/users/login/mfa/ (or sign in with a passkey).',
           },
         })
-        .post('/refresh', ({ body }) => refresh(deps, body.refresh), {
+        .post('/refresh', ({ body, client }) => refresh(deps, body.refresh, client), {
           body: RefreshBody,
           response: { 200: TokenPairBody, 400: FieldErrorsBody, 401: ErrorBody, 503: ErrorBody },
           detail: { summary: 'Rotate a refresh token: a new pair, and the old refresh token stops working' },

@@ -7,7 +7,7 @@ import {
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server'
 import { and, eq, isNotNull } from 'drizzle-orm'
-import type { Client } from '../auth/client'
+import type { Client } from '../http/client'
 import type { UserRow } from '../users/table'
 import { consumeChallenge, storeChallenge } from './challenges'
 import { ServiceError } from '../errors'
@@ -59,7 +59,13 @@ export async function passkeyRegistrationOptions(deps: MfaDeps, caller: UserRow,
 }
 
 /** Stores the authenticator's new credential as a factor; answers it and a new set of recovery codes, as a TOTP confirmation does. */
-export async function registerPasskey(deps: MfaDeps, user: UserRow, credential: WireCredential<RegistrationResponseJSON>, name = 'Passkey') {
+export async function registerPasskey(
+  deps: MfaDeps,
+  user: UserRow,
+  credential: WireCredential<RegistrationResponseJSON>,
+  client: Client,
+  name = 'Passkey',
+) {
   const now = deps.clock.now()
   const verification = await verifyRegistrationResponse({
     response: { ...credential, clientExtensionResults: credential.clientExtensionResults ?? {} } as RegistrationResponseJSON,
@@ -89,7 +95,7 @@ export async function registerPasskey(deps: MfaDeps, user: UserRow, credential: 
       .onConflictDoNothing({ target: mfaFactors.credentialId })
       .returning()
     if (!factor) throw MFA_ERRORS.passkeyRefused()
-    return { ...factorBody(factor), recovery_codes: await factorEnabled(tx, user, 'passkey', now) }
+    return { ...factorBody(factor), recovery_codes: await factorEnabled(tx, user, 'passkey', now, client) }
   })
 }
 

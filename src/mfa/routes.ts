@@ -1,5 +1,5 @@
 import { Elysia, t } from 'elysia'
-import { clientAddress } from '../auth/client'
+import { clientAddress } from '../http/client'
 import { TokenPairBody } from '../auth/model'
 import { ErrorBody, FieldErrorsBody } from '../http/errors'
 import { authGuard, type GuardDeps } from '../users/guard'
@@ -48,7 +48,7 @@ export const mfaRoutes = (deps: MfaDeps & GuardDeps) =>
         description: PASSWORD_NOTE,
       },
     })
-    .post('/mfa/totp/:id/confirm', ({ user, params, body }) => confirmTotp(deps, user, params.id, body.code), {
+    .post('/mfa/totp/:id/confirm', ({ user, params, body, client }) => confirmTotp(deps, user, params.id, body.code, client), {
       auth: true,
       params: FactorIdParams,
       body: CodeBody,
@@ -63,8 +63,8 @@ export const mfaRoutes = (deps: MfaDeps & GuardDeps) =>
     })
     .delete(
       '/mfa/:id',
-      async ({ user, params, body, set }) => {
-        await removeFactor(deps, user, params.id, body.current_password)
+      async ({ user, params, body, client, set }) => {
+        await removeFactor(deps, user, params.id, body.current_password, client)
         set.status = 204
       },
       {
@@ -90,7 +90,7 @@ export const mfaRoutes = (deps: MfaDeps & GuardDeps) =>
       response: { 200: WebAuthnOptions, ...withPassword },
       detail: { summary: 'Options for navigator.credentials.create (the challenge lives 5 minutes, for one use)', description: PASSWORD_NOTE },
     })
-    .post('/passkeys/register', ({ user, body }) => registerPasskey(deps, user, body.credential, body.name), {
+    .post('/passkeys/register', ({ user, body, client }) => registerPasskey(deps, user, body.credential, client, body.name), {
       auth: true,
       body: PasskeyRegisterBody,
       response: { 200: RegisteredPasskey, 400: t.Union([FieldErrorsBody, ErrorBody]), ...authErrors },

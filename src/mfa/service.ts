@@ -1,11 +1,12 @@
 import { and, asc, count, eq, isNotNull, isNull, lt, or } from 'drizzle-orm'
-import type { Client } from '../auth/client'
+import type { Client } from '../http/client'
 import { AUTH_ERRORS } from '../auth/errors'
 import { startSession, type AuthDeps, type SecondFactorGate } from '../auth/service'
 import type { ServiceConfig } from '../config'
 import type { Database, Transaction } from '../db'
 import { fieldError, ServiceError, throttled } from '../errors'
 import { queueMail } from '../mail/messages'
+import { recordSecurityEvent, self } from '../security-log/service'
 import type { Metrics } from '../metrics'
 import { USER_ERRORS } from '../users/errors'
 import { findUserById } from '../users/lookup'
@@ -80,7 +81,7 @@ export async function enrolTotp(deps: MfaDeps, caller: UserRow, currentPassword:
 }
 
 /** Confirms a pending TOTP factor with a code from the app; answers a new set of recovery codes, shown once. */
-export async function confirmTotp(deps: MfaDeps, user: UserRow, factorId: string, code: string) {
+export async function confirmTotp(deps: MfaDeps, user: UserRow, factorId: string, code: string, client: Client) {
   const [factor] = await deps.db
     .select()
     .from(mfaFactors)
@@ -98,17 +99,19 @@ export async function confirmTotp(deps: MfaDeps, user: UserRow, factorId: string
       .where(and(eq(mfaFactors.id, factor.id), isNull(mfaFactors.confirmedAt)))
       .returning()
     if (!done) throw MFA_ERRORS.alreadyConfirmed()
-    return { recovery_codes: await factorEnabled(tx, user, 'totp', now) }
+    return { recovery_codes: await factorEnabled(tx, user, 'totp', now, client) }
   })
 }
 
 /**
- * What enabling any factor does in its transaction: a new set of recovery codes (replacing the old), and
- * a notice to the account's address. The security event `mfa_enabled` belongs here once the security log exists.
+ * What enabling any factor does in its transaction: a new set of recovery codes (replacing the old), the
+ * security event `mfa_enabled`, and a notice to the account's address.
  */
-export async function factorEnabled(tx: Transaction, user: UserRow, method: FactorType, now: number) {
+export async function factorEnabled(tx: Transaction, user: UserRow, method: FactorType, now: number, client: Client) {
   const codes = await replaceRecoveryCodes(tx, user.id, now)
-  await queueMail(tx, { kind: 'mfa_enabled', to: user.email, payload: { full_name: user.fullName, method } }, new Date(now))
+  const at = new Date(now)
+  await recordSecurityEvent(tx, { type: 'mfa_enabled', userId: user.id, actor: self(user.id), client, detail: { method } }, at)
+  await queueMail(tx, { kind: 'mfa_enabled', to: user.email, payload: { full_name: user.fullName, method } }, at)
   return codes
 }
 
@@ -136,7 +139,7 @@ async function replaceRecoveryCodes(tx: Transaction, userId: string, now: number
  * Removes one of the caller's factors (a pending enrolment too); needs the current password. With the last
  * confirmed factor the recovery codes go as well: the password alone signs in again.
  */
-export async function removeFactor(deps: MfaDeps, caller: UserRow, factorId: string, currentPassword: string) {
+export async function removeFactor(deps: MfaDeps, caller: UserRow, factorId: string, currentPassword: string, client: Client) {
   const user = await checkPassword(deps, caller, currentPassword)
   const now = deps.clock.now()
   await deps.db.transaction(async (tx) => {
@@ -151,12 +154,9 @@ export async function removeFactor(deps: MfaDeps, caller: UserRow, factorId: str
     const [left] = await tx.select({ n: count() }).from(mfaFactors).where(confirmed(user.id))
     const factorsLeft = left?.n ?? 0
     if (factorsLeft === 0) await tx.delete(mfaRecoveryCodes).where(eq(mfaRecoveryCodes.userId, user.id))
-    // The security event `mfa_disabled` belongs here once the security log exists.
-    await queueMail(
-      tx,
-      { kind: 'mfa_disabled', to: user.email, payload: { full_name: user.fullName, method: removed.type, factors_left: factorsLeft } },
-      new Date(now),
-    )
+    const detail = { method: removed.type, factors_left: factorsLeft }
+    await recordSecurityEvent(tx, { type: 'mfa_disabled', userId: user.id, actor: self(user.id), client, detail }, new Date(now))
+    await queueMail(tx, { kind: 'mfa_disabled', to: user.email, payload: { full_name: user.fullName, ...detail } }, new Date(now))
   })
 }
 
@@ -198,6 +198,8 @@ export async function completeMfaLogin(deps: MfaDeps, mfaToken: string, code: st
   const method = (await acceptTotp(deps, userId, code.trim(), now)) ?? (await acceptRecoveryCode(deps.db, userId, code))
   if (!method) {
     deps.metrics.logins.inc({ result: 'failure' })
+    const event = { type: 'login_failed', userId, actor: self(userId), client, detail: { reason: 'wrong_second_factor' } } as const
+    await recordSecurityEvent(deps.db, event, new Date(now))
     throw MFA_ERRORS.invalidCode()
   }
   // Two right codes racing (a TOTP and a recovery code): one login.
@@ -211,7 +213,7 @@ export async function finishLogin(deps: MfaDeps, userId: string, amr: string[], 
   const user = await findUserById(deps.db, userId)
   if (!user?.isActive) throw fieldError('non_field_errors', 'This account cannot sign in.')
   if (deps.config.recovery.requireEmailVerification && !user.emailVerified) throw AUTH_ERRORS.emailNotVerified()
-  await recordLogin(deps.db, user, new Date(deps.clock.now()))
+  await recordLogin(deps.db, user, new Date(deps.clock.now()), client)
   deps.metrics.logins.inc({ result: 'success' })
   return startSession(deps, user.id, client, amr)
 }
