@@ -12,6 +12,8 @@ import { createMailMetrics, mailCheck } from './mail/observability'
 import { createMailTransport, type MailTransport } from './mail/transport'
 import { createMetrics, type Metrics } from './metrics'
 import { recoveryLifecycle } from './recovery/service'
+import { mfaGate } from './mfa/service'
+import type { SecondFactorGate } from './auth/service'
 import { createRequestTracker, type RequestTracker } from './http/request-tracker'
 import { startSecurityLogRetention, type SecurityLogRetention } from './security-log/retention'
 import { createMemoryRateLimiter } from './sessions/memory-rate-limiter'
@@ -39,6 +41,8 @@ export type Deps = {
   mailRelay: MailRelay
   /** Recovery's part in user changes: verification messages, notices, voided tokens. */
   lifecycle: UserLifecycle
+  /** The mfa feature's answer to a login after a right password: a step-up for accounts with a second factor. */
+  secondFactor: SecondFactorGate
   files: FileStore
   metrics: Metrics
   userCache: UserCache
@@ -185,6 +189,7 @@ export async function buildDeps(config: ServiceConfig, connections: Connections,
     relay,
     mailRelay,
     lifecycle: recoveryLifecycle({ clock, config }),
+    secondFactor: mfaGate({ db: database.db, clock }),
     files: connections.files ?? createFileStore(config),
     metrics,
     userCache,
