@@ -106,6 +106,7 @@ export async function refresh(deps: AuthDeps, token: string) {
   // existed continues from its own iat (a later start): the store's end still holds for its session.
   const next = await deps.tokens.issuePair(claims.user_id, claims.sid, claims.auth_time ?? claims.iat)
   const result = await deps.sessions.rotate({
+    userId: claims.user_id,
     sid: claims.sid,
     presentedJti: claims.jti,
     next,
@@ -132,7 +133,7 @@ export async function refresh(deps: AuthDeps, token: string) {
 export async function logout(deps: AuthDeps, userId: string, token: string) {
   const claims = await deps.tokens.verify(token, 'refresh')
   if (!claims || claims.user_id !== userId) throw fieldError('refresh', 'Token is invalid or expired')
-  if (await deps.sessions.end(claims.sid)) deps.metrics.sessionsEnded.inc({ reason: 'logout' })
+  if (await deps.sessions.end(userId, claims.sid)) deps.metrics.sessionsEnded.inc({ reason: 'logout' })
 }
 
 /** Starts a new session for the user (a login's, a registration's, a password reset's) and returns its token pair. */

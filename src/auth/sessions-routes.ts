@@ -57,8 +57,9 @@ export const sessionsRoutes = (deps: AuthDeps & GuardDeps) =>
     .delete(
       '/sessions/:id',
       async ({ user, params, set }) => {
-        if ((await deps.sessions.owner(params.id)) !== user.id) throw AUTH_ERRORS.sessionNotFound()
-        if (await deps.sessions.end(params.id)) deps.metrics.sessionsEnded.inc({ reason: 'session_ended_by_user' })
+        // Another user's session id is not found under the caller's id: the same 404 as an unknown one.
+        if (!(await deps.sessions.end(user.id, params.id))) throw AUTH_ERRORS.sessionNotFound()
+        deps.metrics.sessionsEnded.inc({ reason: 'session_ended_by_user' })
         set.status = 204
       },
       {
