@@ -38,7 +38,8 @@ export type TestAppOptions = {
   store?: RedisKind | 'memory'
   env?: Record<string, string>
   label?: string
-  redisUrl?: string
+  /** Another Redis than the default: a URL, or with `store: 'cluster'` the cluster's seed nodes. */
+  redisUrl?: string | string[]
   /** Another instance of the same deployment: the same database, Redis keys and clock, over connections of its own. */
   sameDeploymentAs?: Deployment
   /** Builds the app's RabbitMQ publisher from its config; none by default, so events stay in the outbox. */
@@ -62,7 +63,7 @@ export type TestApp = Awaited<ReturnType<typeof createTestApp>>
 /** A Redis key prefix of its own, whose keys `clear()` deletes. */
 export async function createTestRedis(
   label: string,
-  url?: string,
+  url?: string | string[],
   prefix = `test:${label}:${crypto.randomUUID().slice(0, 8)}:`,
   kind: RedisKind = 'redis',
 ) {
