@@ -1,5 +1,6 @@
 import { cors } from '@elysiajs/cors'
 import { Elysia } from 'elysia'
+import { adminRoutes } from './admin/routes'
 import { authRoutes } from './auth/routes'
 import { requestBodies } from './http/body'
 import type { Deps } from './deps'
@@ -14,6 +15,7 @@ import { recoveryRoutes } from './recovery/routes'
 import { sessionsRoutes } from './auth/sessions-routes'
 import { mediaRoutes } from './users/media-routes'
 import { usersRoutes } from './users/routes'
+import { securityLogRoutes } from './users/security-log-routes'
 
 /** The whole HTTP API over the given dependencies; opens no connection itself. */
 export function createApp(deps: Deps) {
@@ -36,6 +38,8 @@ export function createApp(deps: Deps) {
     .use(mediaRoutes(deps.files))
     .use(usersRoutes(deps))
     .use(recoveryRoutes(deps))
+    .use(securityLogRoutes(deps))
+    .use(adminRoutes(deps))
 }
 
 /**

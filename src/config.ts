@@ -113,6 +113,7 @@ const Env = Type.Object({
   MAIL_REQUESTS_PER_ADDRESS: integer('a number of requests'),
   MAIL_REQUESTS_PER_EMAIL: integer('a number of requests'),
   MAIL_REQUEST_WINDOW: duration,
+  SECURITY_LOG_RETENTION_DAYS: integer('a number of days from 1 to 3650', 1, 3650),
   LOG_LEVEL: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('silent')], { description: 'one of debug, info, warn, error, silent' })),
 })
 type Env = Static<typeof Env>
@@ -211,6 +212,7 @@ export function loadConfig(env: Record<string, string | undefined>) {
     corsOrigins: splitList(raw.CORS_ALLOWED_ORIGINS),
     maxBodyBytes: Number(raw.MAX_BODY_BYTES ?? 1024 * 1024),
     argon2,
+    securityLogRetentionDays: Number(raw.SECURITY_LOG_RETENTION_DAYS ?? 90),
     logLevel: raw.LOG_LEVEL ?? 'info',
   }
 }

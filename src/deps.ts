@@ -13,6 +13,7 @@ import { createMailTransport, type MailTransport } from './mail/transport'
 import { createMetrics, type Metrics } from './metrics'
 import { recoveryLifecycle } from './recovery/service'
 import { createRequestTracker, type RequestTracker } from './http/request-tracker'
+import { startSecurityLogRetention, type SecurityLogRetention } from './security-log/retention'
 import { createMemoryRateLimiter } from './sessions/memory-rate-limiter'
 import { createMemorySessionStore } from './sessions/memory-store'
 import type { RateLimiter } from './sessions/rate-limiter'
@@ -42,6 +43,8 @@ export type Deps = {
   metrics: Metrics
   userCache: UserCache
   requests: RequestTracker
+  /** Prunes security events past SECURITY_LOG_RETENTION_DAYS. */
+  securityLogRetention: SecurityLogRetention
   /** What GET /health/ready checks: one entry per configured backing service. */
   readiness: ReadinessCheck[]
 }
@@ -75,6 +78,7 @@ export async function createDeps(config: ServiceConfig, logger: Logger, clock: C
     /** Flushes the outbox within the deadline, then closes every connection. */
     async close(deadlineMs: number) {
       await Promise.all([deps.relay.stop({ deadlineMs }), deps.mailRelay.stop({ deadlineMs })])
+      deps.securityLogRetention.stop()
       await deps.userCache.close()
       await publisher?.close()
       await redis?.close().catch(() => {})
@@ -185,6 +189,7 @@ export async function buildDeps(config: ServiceConfig, connections: Connections,
     metrics,
     userCache,
     requests: createRequestTracker(),
+    securityLogRetention: startSecurityLogRetention({ db: database.db, clock, logger, retentionDays: config.securityLogRetentionDays }),
     readiness: [
       databaseCheck(database),
       ...(redis ? [redisCheck(redis)] : []),

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import fc from 'fast-check'
+import { setAdmin } from '../src/users/service'
 import { createTestApp, type TestApp } from './support/app'
 
 /**
@@ -19,6 +20,7 @@ let t: TestApp
 let routes: Route[]
 let user: Awaited<ReturnType<TestApp['registerUser']>>
 let other: Awaited<ReturnType<TestApp['registerUser']>>
+let admin: Awaited<ReturnType<TestApp['registerUser']>>
 
 beforeAll(async () => {
   // Limits high enough that registrations for fresh users are not throttled; 429s are still in the mix.
@@ -34,11 +36,14 @@ beforeAll(async () => {
   )
   user = await t.registerUser()
   other = await t.registerUser()
+  // The admin routes answer every other caller with 403: an admin's token reaches their handlers.
+  admin = await t.registerUser()
+  await setAdmin(t.deps, admin.email, true)
 }, 60_000)
 afterAll(() => t.close())
 
 // The body fields of the service, whether or not the spec lists them, and keys that reach a prototype.
-const KNOWN_FIELDS = ['email', 'password', 'full_name', 'refresh', 'current_password', 'profile_pic', 'access']
+const KNOWN_FIELDS = ['email', 'password', 'full_name', 'refresh', 'current_password', 'profile_pic', 'access', 'reason']
 const POLLUTING_KEYS = ['__proto__', 'constructor', 'prototype']
 
 const loneSurrogate = fc.integer({ min: 0xd800, max: 0xdfff }).map((code) => String.fromCharCode(code))
@@ -102,14 +107,14 @@ const query = fc.oneof(
   fc
     .array(
       fc.tuple(
-        fc.constantFrom('ids', 'search', 'page', 'page_size', '__proto__', 'x'),
+        fc.constantFrom('ids', 'search', 'page', 'page_size', 'user', 'type', '__proto__', 'x'),
         fc.oneof(hostileString.map(encode), percentGarbage, fc.constantFrom('1', '0', '-1', '101', '1e9', 'SELF,OTHER')),
       ),
       { maxLength: 4 },
     )
     .map((pairs) => `?${pairs.map(([key, value]) => `${key}=${value}`).join('&')}`),
 )
-const auth = fc.constantFrom('valid', 'none', 'bearer', 'refresh', 'garbage', 'empty', 'three-dots', 'huge')
+const auth = fc.constantFrom('valid', 'admin', 'none', 'bearer', 'refresh', 'garbage', 'empty', 'three-dots', 'huge')
 const host = fc.constantFrom('localhost', 'x', 'ab', 'a.b', '[::1]', 'users.test:8080', '127.0.0.1')
 
 const request = () =>
@@ -121,6 +126,8 @@ function authorization(kind: string): string | undefined {
   switch (kind) {
     case 'valid':
       return `JWT ${user.access}`
+    case 'admin':
+      return `JWT ${admin.access}`
     case 'bearer':
       return `Bearer ${user.access}`
     case 'refresh':

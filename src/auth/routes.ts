@@ -2,7 +2,7 @@ import { Elysia, t } from 'elysia'
 import { ErrorBody, FieldErrorsBody } from '../http/errors'
 import { AUTH_ERRORS } from './errors'
 import { RegisterBody, trimNameAndEmail } from '../users/model'
-import { clientAddress } from './client'
+import { clientAddress } from '../http/client'
 import { LoginBody, RefreshBody, TokenPairBody } from './model'
 import { login, refresh, register, type AuthDeps } from './service'
 
@@ -48,7 +48,7 @@ export const authRoutes = (deps: AuthDeps) =>
             description: 'With REQUIRE_EMAIL_VERIFICATION=true, an unverified account gets 403 `email_not_verified` (after a right password only).',
           },
         })
-        .post('/refresh', ({ body }) => refresh(deps, body.refresh), {
+        .post('/refresh', ({ body, client }) => refresh(deps, body.refresh, client), {
           body: RefreshBody,
           response: { 200: TokenPairBody, 400: FieldErrorsBody, 401: ErrorBody, 503: ErrorBody },
           detail: { summary: 'Rotate a refresh token: a new pair, and the old refresh token stops working' },

@@ -1,5 +1,6 @@
 import type { ServiceConfig } from '../config'
 import { fieldError, FieldErrors, throttled } from '../errors'
+import { recordSecurityEvent, recordSecurityEventAfter, self, SYSTEM } from '../security-log/service'
 import { SESSION_ERRORS } from '../sessions/errors'
 import type { Limit, RateDecision, RateLimiter } from '../sessions/rate-limiter'
 import { sanitizeMetadata, type SessionStore } from '../sessions/store'
@@ -7,7 +8,7 @@ import type { UsersDeps } from '../users/service'
 import type { UserCache } from '../users/cache'
 import { findUserByEmail } from '../users/lookup'
 import { createUser, recordLogin } from '../users/service'
-import type { Client } from './client'
+import type { Client } from '../http/client'
 import { AUTH_ERRORS } from './errors'
 import type { Logger } from '../logger'
 import type { Metrics } from '../metrics'
@@ -19,7 +20,7 @@ export type AuthDeps = Omit<UsersDeps, 'userCache'> & {
   tokens: Tokens
   sessions: SessionStore
   limiter: RateLimiter
-  logger: Pick<Logger, 'warn'>
+  logger: Pick<Logger, 'warn' | 'error'>
   metrics: Pick<Metrics, 'logins' | 'rateLimited' | 'sessionsEnded'>
 }
 
@@ -28,7 +29,7 @@ const INVALID_CREDENTIALS = 'Invalid email or password.'
 /** Registers a user and starts their first session; registrations are limited per address, counted before the work. */
 export async function register(deps: AuthDeps, input: { email: string; fullName: string; password: string }, client: Client) {
   if (client.ip) throwIfLimited(deps, 'register_address', await deps.limiter.hit(`register:ip:${client.ip}`, deps.config.limits.registerPerAddress))
-  const user = await createUser(deps, input)
+  const user = await createUser(deps, input, client)
   return startSession(deps, user.id, client)
 }
 
@@ -55,6 +56,15 @@ export async function login(deps: AuthDeps, email: string, password: string, cli
   // An inactive account answers exactly as wrong credentials do, as Django's ModelBackend did: its state is not revealed.
   if (!user || !valid || !user.isActive) {
     deps.metrics.logins.inc({ result: 'failure' })
+    // Every failure writes one row, whether or not the email exists, so the answer takes the same time.
+    // An unknown email leaves a row with no user and no address typed: the log tells an operator that
+    // this client is failing, never which emails have accounts.
+    const reason = !user ? 'unknown_account' : !valid ? 'wrong_password' : 'account_disabled'
+    await recordSecurityEvent(
+      deps.db,
+      { type: 'login_failed', userId: user?.id ?? null, actor: user ? self(user.id) : SYSTEM, client, detail: { reason } },
+      new Date(deps.clock.now()),
+    )
     throw new FieldErrors({ email: [INVALID_CREDENTIALS], password: [INVALID_CREDENTIALS] })
   }
   await attempt.succeeded()
@@ -65,7 +75,7 @@ export async function login(deps: AuthDeps, email: string, password: string, cli
   const rehashed = deps.passwords.needsRehash(user.passwordHash)
     ? await deps.passwords.hash(deps.passwords.canonical(password, user.passwordHash))
     : undefined
-  await recordLogin(deps.db, user, new Date(deps.clock.now()), rehashed)
+  await recordLogin(deps.db, user, new Date(deps.clock.now()), client, rehashed)
   deps.metrics.logins.inc({ result: 'success' })
   return startSession(deps, user.id, client)
 }
@@ -94,7 +104,7 @@ async function countLoginAttempt(deps: AuthDeps, account: string, ip: string | n
  * token presented again within the grace period gets the same successor (two tabs racing); after it,
  * the token is treated as stolen and its whole session ends.
  */
-export async function refresh(deps: AuthDeps, token: string) {
+export async function refresh(deps: AuthDeps, token: string, client: Client) {
   const claims = await deps.tokens.verify(token, 'refresh')
   if (!claims) throw SESSION_ERRORS.tokenNotValid()
   // The same cached row the auth guard reads: fresh within the cache's stated bound, usually from memory.
@@ -123,17 +133,40 @@ export async function refresh(deps: AuthDeps, token: string) {
     case 'reused':
       deps.metrics.sessionsEnded.inc({ reason: 'refresh_token_reuse' })
       deps.logger.warn({ userId: claims.user_id, sid: claims.sid }, 'refresh token reused: session ended')
+      // The service ended the session, not its owner: whoever presented the token may be the thief, whose address this is.
+      await recordSecurityEventAfter(
+        deps,
+        { type: 'refresh_reuse_detected', userId: claims.user_id, actor: SYSTEM, client, detail: { session: claims.sid } },
+        new Date(deps.clock.now()),
+      )
       throw SESSION_ERRORS.tokenReused()
     case 'ended':
       throw SESSION_ERRORS.tokenNotValid()
   }
 }
 
-/** Ends the session a refresh token belongs to, which must be the caller's. */
-export async function logout(deps: AuthDeps, userId: string, token: string) {
+/** Ends the session a refresh token belongs to, which must be the caller's, with a `logout` security event. */
+export async function logout(deps: AuthDeps, userId: string, token: string, client: Client) {
   const claims = await deps.tokens.verify(token, 'refresh')
   if (!claims || claims.user_id !== userId) throw fieldError('refresh', 'Token is invalid or expired')
-  if (await deps.sessions.end(userId, claims.sid)) deps.metrics.sessionsEnded.inc({ reason: 'logout' })
+  if (!(await deps.sessions.end(userId, claims.sid))) return
+  deps.metrics.sessionsEnded.inc({ reason: 'logout' })
+  await recordSecurityEventAfter(deps, { type: 'logout', userId, actor: self(userId), client, detail: { session: claims.sid } }, new Date(deps.clock.now()))
+}
+
+/** Ends every session of the caller, with a `logout` security event saying how many. */
+export async function logoutAll(deps: AuthDeps, userId: string, client: Client) {
+  const ended = await deps.sessions.endAllForUser(userId)
+  deps.metrics.sessionsEnded.inc({ reason: 'logout_all' }, ended)
+  await recordSecurityEventAfter(deps, { type: 'logout', userId, actor: self(userId), client, detail: { all: true, sessions: ended } }, new Date(deps.clock.now()))
+}
+
+/** Ends one of the caller's sessions by id, with a `session_ended` security event. */
+export async function endOwnSession(deps: AuthDeps, userId: string, sid: string, client: Client) {
+  // Someone else's session is not found under the caller's id: as unknown as a missing one.
+  if (!(await deps.sessions.end(userId, sid))) throw AUTH_ERRORS.sessionNotFound()
+  deps.metrics.sessionsEnded.inc({ reason: 'session_ended_by_user' })
+  await recordSecurityEventAfter(deps, { type: 'session_ended', userId, actor: self(userId), client, detail: { session: sid } }, new Date(deps.clock.now()))
 }
 
 /** Starts a new session for the user (a login's, a registration's, a password reset's) and returns its token pair. */

@@ -1,8 +1,8 @@
 import { Elysia, t } from 'elysia'
 import { authGuard, type GuardDeps } from '../users/guard'
-import { logout, type AuthDeps } from './service'
+import { requestClient } from '../http/client'
+import { endOwnSession, logout, logoutAll, type AuthDeps } from './service'
 import { ErrorBody, FieldErrorsBody } from '../http/errors'
-import { AUTH_ERRORS } from './errors'
 import { RefreshBody } from './model'
 
 const Session = t.Object({
@@ -20,10 +20,11 @@ const errors = { 401: ErrorBody, 503: ErrorBody }
 export const sessionsRoutes = (deps: AuthDeps & GuardDeps) =>
   new Elysia({ prefix: '/api/users', tags: ['sessions'] })
     .use(authGuard(deps))
+    .derive(({ request, server }) => ({ client: requestClient(request, server, deps.config.trustedProxyHops) }))
     .post(
       '/logout',
-      async ({ user, body, set }) => {
-        await logout(deps, user.id, body.refresh)
+      async ({ user, body, client, set }) => {
+        await logout(deps, user.id, body.refresh, client)
         set.status = 204
       },
       {
@@ -35,8 +36,8 @@ export const sessionsRoutes = (deps: AuthDeps & GuardDeps) =>
     )
     .post(
       '/logout-all',
-      async ({ user, set }) => {
-        deps.metrics.sessionsEnded.inc({ reason: 'logout_all' }, await deps.sessions.endAllForUser(user.id))
+      async ({ user, client, set }) => {
+        await logoutAll(deps, user.id, client)
         set.status = 204
       },
       { auth: true, response: { 204: t.Void(), ...errors }, detail: { summary: 'End every session of the caller' } },
@@ -56,10 +57,8 @@ export const sessionsRoutes = (deps: AuthDeps & GuardDeps) =>
     )
     .delete(
       '/sessions/:id',
-      async ({ user, params, set }) => {
-        // Another user's session id is not found under the caller's id: the same 404 as an unknown one.
-        if (!(await deps.sessions.end(user.id, params.id))) throw AUTH_ERRORS.sessionNotFound()
-        deps.metrics.sessionsEnded.inc({ reason: 'session_ended_by_user' })
+      async ({ user, params, client, set }) => {
+        await endOwnSession(deps, user.id, params.id, client)
         set.status = 204
       },
       {

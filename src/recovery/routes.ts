@@ -1,5 +1,5 @@
 import { Elysia } from 'elysia'
-import { clientAddress } from '../auth/client'
+import { clientAddress } from '../http/client'
 import { authGuard, type GuardDeps } from '../users/guard'
 import { TokenPairBody } from '../auth/model'
 import { ErrorBody, FieldErrorsBody } from '../http/errors'
@@ -46,7 +46,7 @@ export const recoveryRoutes = (deps: RecoveryDeps & GuardDeps) =>
         description: 'Ends every session of the account and starts a new one. A wrong, used or expired token or code is a 400 naming `token` or `code`.',
       },
     })
-    .post('/email/verify', async ({ body }) => toUserBody(await verifyEmail(deps, body), true, deps.files), {
+    .post('/email/verify', async ({ body, client }) => toUserBody(await verifyEmail(deps, body, client), true, deps.files), {
       body: VerifyBody,
       response: { 200: User, 400: FieldErrorsBody, ...unavailable },
       detail: { summary: 'Prove an address with the token or the code of a verification message' },

@@ -1,5 +1,5 @@
 import { and, desc, eq, gt, inArray, lt, sql } from 'drizzle-orm'
-import type { Client } from '../auth/client'
+import type { Client } from '../http/client'
 import { startSession, type AuthDeps } from '../auth/service'
 import type { Clock } from '../clock'
 import { queryRows, type Database, type Transaction } from '../db'
@@ -7,6 +7,7 @@ import type { ServiceConfig } from '../config'
 import { throttled } from '../errors'
 import { queueMail } from '../mail/messages'
 import type { Metrics } from '../metrics'
+import { recordSecurityEvent, securityEventRow, self, SYSTEM } from '../security-log/service'
 import type { RateLimiter } from '../sessions/rate-limiter'
 import type { FileStore } from '../storage/files'
 import type { UserCache } from '../users/cache'
@@ -75,6 +76,9 @@ export async function requestPasswordReset(deps: RecoveryDeps, rawEmail: string,
   const tokenId = Bun.randomUUIDv7()
   const at = new Date(now).toISOString()
   const payload = JSON.stringify({ token, code, minutes: Math.round(lifetime / 60) })
+  // Only for an account that exists, inside the same plan as the rest: nothing is written for an unknown
+  // email. The requester has not proven to be the user, so the system is the actor; the address is theirs.
+  const audit = securityEventRow({ type: 'password_reset_requested', userId: null, actor: SYSTEM, client }, new Date(now))
   // A commit that wrote rows waits for the WAL flush and one that wrote none does not: milliseconds that
   // would tell a known email from an unknown one. Neither waits with an asynchronous commit; the cost is
   // that a database crash in the next fraction of a second may forget the request (the user asks again).
@@ -95,6 +99,10 @@ export async function requestPasswordReset(deps: RecoveryDeps, rawEmail: string,
       insert into mail_outbox (id, kind, to_address, payload, created_at, next_attempt_at)
       select ${Bun.randomUUIDv7()}::uuid, 'password_reset', email, ${payload}::jsonb || jsonb_build_object('full_name', full_name),
         ${at}::timestamptz, ${at}::timestamptz
+      from target
+    ), audit as (
+      insert into security_events (id, at, type, user_id, actor, actor_id, ip, user_agent, detail)
+      select ${audit.id}::uuid, ${at}::timestamptz, ${audit.type}, id, ${audit.actor}, null, ${audit.ip}, ${audit.userAgent}, '{}'::jsonb
       from target
     )
     select count(*)::int as found from target`,
@@ -122,6 +130,8 @@ export async function confirmPasswordReset(deps: RecoveryDeps, proof: Proof, pas
     if (!user) throw new RecoveryError(pending.error)
     await voidTokens(tx, user.id, 'password_reset')
     await recordUserEvent(tx, 'user.updated', user, now, deps.files)
+    // The holder of the reset proof acts as the user: the message reached their inbox.
+    await recordSecurityEvent(tx, { type: 'password_reset', userId: user.id, actor: self(user.id), client }, now)
     await queueMail(tx, { kind: 'password_changed', to: user.email, payload: { full_name: user.fullName, reset: true } }, now)
     return user
   })
@@ -130,8 +140,8 @@ export async function confirmPasswordReset(deps: RecoveryDeps, proof: Proof, pas
   return startSession(deps, user.id, client)
 }
 
-/** Marks the address proven with a verification token or code, with a user.updated event. */
-export async function verifyEmail(deps: RecoveryDeps, proof: Proof): Promise<UserRow> {
+/** Marks the address proven with a verification token or code, with a user.updated event and an `email_verified` security event. */
+export async function verifyEmail(deps: RecoveryDeps, proof: Proof, client: Client): Promise<UserRow> {
   const pending = await findPending(deps, 'email_verification', proof)
   const now = new Date(deps.clock.now())
   const user = await deps.db.transaction(async (tx) => {
@@ -143,6 +153,7 @@ export async function verifyEmail(deps: RecoveryDeps, proof: Proof): Promise<Use
       .returning()
     if (!user) throw new RecoveryError(pending.error)
     await recordUserEvent(tx, 'user.updated', user, now, deps.files)
+    await recordSecurityEvent(tx, { type: 'email_verified', userId: user.id, actor: self(user.id), client }, now)
     return user
   })
   await deps.userCache.invalidate(user.id)

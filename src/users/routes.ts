@@ -1,4 +1,5 @@
 import { Elysia, t } from 'elysia'
+import { requestClient, type RequestServer } from '../http/client'
 import { authGuard, type GuardDeps } from './guard'
 import type { TokenClaims } from '../sessions/tokens'
 import type { ServiceConfig } from '../config'
@@ -45,8 +46,10 @@ function toChanges(body: UpdateBody): UserChanges & { picture?: Blob | null } {
 
 /** The caller's own record, other users' records and the directory, profile updates, and account deletion. */
 export const usersRoutes = (deps: ProfileDeps & GuardDeps & { config: ServiceConfig }) => {
-  const update = ({ user, claims, body }: { user: UserRow; claims: TokenClaims; body: UpdateBody }) =>
-    updateProfile(deps, { user, sid: claims.sid }, toChanges(body))
+  // The client is read here, not in a derive: a derive would run on GET /me, the hot path, for nothing.
+  type UpdateContext = { user: UserRow; claims: TokenClaims; body: UpdateBody; request: Request; server: RequestServer }
+  const update = ({ user, claims, body, request, server }: UpdateContext) =>
+    updateProfile(deps, { user, sid: claims.sid, client: requestClient(request, server, deps.config.trustedProxyHops) }, toChanges(body))
 
   const updateOptions = {
     auth: true,

@@ -7,6 +7,8 @@ import { recordUserEvent, userEventRow } from './events'
 import { outboxEvents } from '../events/table'
 import type { Logger } from '../logger'
 import type { Metrics } from '../metrics'
+import { recordSecurityEvent, securityEventRow, self, SYSTEM, type ClientInfo } from '../security-log/service'
+import { securityEvents } from '../security-log/table'
 import type { RateLimiter, RateRule } from '../sessions/rate-limiter'
 import { isExternalPicture, type FileStore } from '../storage/files'
 import type { ServiceConfig } from '../config'
@@ -38,10 +40,14 @@ export type UserLifecycle = {
 
 const EMAIL_TAKEN = 'Email address already exists.'
 
-/** Creates a user from already validated input, with its user.created event; a taken email is a field error. */
+/**
+ * Creates a user from already validated input, with its user.created event and its `register` security
+ * event (from `client`); a taken email is a field error.
+ */
 export async function createUser(
   { db, passwords, clock, files, lifecycle }: Pick<UsersDeps, 'db' | 'passwords' | 'clock' | 'files' | 'lifecycle'>,
   input: { email: string; fullName: string; password: string },
+  client?: ClientInfo,
 ): Promise<UserRow> {
   checkPasswordStrength(input.password)
   const now = new Date(clock.now())
@@ -55,11 +61,14 @@ export async function createUser(
   }
   // The row as the insert will store it, for the event: these are the column defaults of table.ts.
   const user: UserRow = { ...row, profilePic: null, isAdmin: false, isActive: true, emailVerified: false, lastLogin: null }
-  // One statement, so atomic without a transaction's extra round trips: the event and the user are
-  // written together or, when the email is taken, neither. A new user has no earlier event to order after.
+  // One statement, so atomic without a transaction's extra round trips: the events and the user are
+  // written together or, when the email is taken, none. A new user has no earlier event to order after.
   const insert = async (q: Database | Transaction) => {
     const event = q.$with('event').as(q.insert(outboxEvents).values(userEventRow('user.created', user, now, files)).returning({ seq: outboxEvents.seq }))
-    const [created] = await q.with(event).insert(users).values(row).returning().catch(rethrowEmailTaken)
+    const audit = q
+      .$with('audit')
+      .as(q.insert(securityEvents).values(securityEventRow({ type: 'register', userId: row.id, actor: self(row.id), client }, now)).returning({ id: securityEvents.id }))
+    const [created] = await q.with(event, audit).insert(users).values(row).returning().catch(rethrowEmailTaken)
     return created!
   }
   if (!lifecycle) return insert(db)
@@ -74,7 +83,8 @@ export async function createUser(
 export type UserChanges = { email?: string; fullName?: string; password?: string; currentPassword?: string }
 
 /** The signed-in caller: their cached row and the session their token belongs to. */
-export type Caller = { user: UserRow; sid: string }
+/** Who asks: their row, their session, and where the request came from (for the security log). */
+export type Caller = { user: UserRow; sid: string; client?: ClientInfo }
 
 /** What the caller-facing operations need beyond {@link UsersDeps}. */
 export type ProfileDeps = UsersDeps &
@@ -96,7 +106,7 @@ export async function updateProfile(deps: ProfileDeps, caller: Caller, changes: 
   const picture = await readPicture(changes.picture, user.id, pictureLimits(deps.config))
   const endOtherSessions = async () =>
     deps.metrics.sessionsEnded.inc({ reason: 'password_change' }, await deps.sessions.endAllForUser(user.id, { except: caller.sid }))
-  return toUserBody(await updateUser(deps, user, changes, picture, endOtherSessions), true, deps.files)
+  return toUserBody(await updateUser(deps, user, changes, picture, endOtherSessions, caller.client), true, deps.files)
 }
 
 /** A user's record as `viewer` may see it: the email only for themselves or an admin. */
@@ -140,6 +150,7 @@ export async function updateUser(
   input: UserChanges,
   picture?: PictureUpload,
   onPasswordChange: BeforeCommit = async () => {},
+  client?: ClientInfo,
 ) {
   const { db, passwords, clock, files } = deps
   const email = input.email?.toLowerCase()
@@ -167,6 +178,9 @@ export async function updateUser(
       if (!before) return { before, after: user }
       const [after] = await tx.update(users).set(changes).where(eq(users.id, user.id)).returning().catch(rethrowEmailTaken)
       await recordUserEvent(tx, 'user.updated', after!, now, files)
+      // No address in the detail: the log keeps no email, the old one least of all.
+      if (after!.email !== before.email) await recordSecurityEvent(tx, { type: 'email_changed', userId: user.id, actor: self(user.id), client }, now)
+      if (input.password !== undefined) await recordSecurityEvent(tx, { type: 'password_changed', userId: user.id, actor: self(user.id), client }, now)
       await deps.lifecycle?.updated(tx, before, after!, { passwordChanged: input.password !== undefined })
       if (input.password !== undefined) await onPasswordChange()
       return { before, after: after! }
@@ -212,7 +226,10 @@ export async function deleteUser(deps: Omit<UsersDeps, 'passwords'>, id: string,
   return true
 }
 
-/** Grants or revokes admin rights by email, with a user.updated event when the flag changes; undefined when there is no such user. */
+/**
+ * Grants or revokes admin rights by email (the command line's job, so the system is the actor), with a
+ * user.updated event and a security event when the flag changes; undefined when there is no such user.
+ */
 export async function setAdmin(
   { db, clock, files, userCache }: Pick<UsersDeps, 'db' | 'clock' | 'files' | 'userCache'>,
   email: string,
@@ -224,6 +241,7 @@ export async function setAdmin(
     if (!user || user.isAdmin === isAdmin) return user
     const [updated] = await tx.update(users).set({ isAdmin, updatedAt: now }).where(eq(users.id, user.id)).returning()
     await recordUserEvent(tx, 'user.updated', updated!, now, files)
+    await recordSecurityEvent(tx, { type: isAdmin ? 'admin_granted' : 'admin_revoked', userId: user.id, actor: SYSTEM }, now)
     return updated
   })
   if (user) await userCache.invalidate(user.id)
@@ -236,9 +254,15 @@ async function deleteFile({ files, logger }: Pick<UsersDeps, 'files' | 'logger'>
   await files.delete(key).catch((err: unknown) => logger.warn({ err, key }, 'could not delete a replaced profile picture'))
 }
 
-/** Stamps the login time and, when given, replaces the hash that just verified (not one changed meanwhile). */
-export async function recordLogin(db: Database, user: UserRow, at: Date, newPasswordHash?: string) {
-  await db.update(users).set({ lastLogin: at }).where(eq(users.id, user.id))
+/**
+ * Stamps the login time with its `login` security event in the same statement (so both or neither are
+ * kept) and, when given, replaces the hash that just verified (not one changed meanwhile).
+ */
+export async function recordLogin(db: Database, user: UserRow, at: Date, client: ClientInfo, newPasswordHash?: string) {
+  const audit = db
+    .$with('audit')
+    .as(db.insert(securityEvents).values(securityEventRow({ type: 'login', userId: user.id, actor: self(user.id), client }, at)).returning({ id: securityEvents.id }))
+  await db.with(audit).update(users).set({ lastLogin: at }).where(eq(users.id, user.id))
   if (newPasswordHash)
     await db
       .update(users)

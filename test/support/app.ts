@@ -129,6 +129,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
     clock,
   )
   cleanups.unshift(async () => {
+    deps.securityLogRetention.stop()
     await Promise.all([deps.relay.stop({ deadlineMs: 1_000 }), deps.mailRelay.stop({ deadlineMs: 1_000 })])
     await publisher?.close()
   })
