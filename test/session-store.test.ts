@@ -6,7 +6,7 @@ import { manualClock } from '../src/clock'
 import { createMemorySessionStore } from '../src/sessions/memory-store'
 import { connectRedis, type RedisClient } from '../src/redis/client'
 import { connectTestRedis, deletePrefix, REDIS_KINDS, type RedisKind } from './support/redis'
-import { createRedisSessionStore } from '../src/sessions/redis-store'
+import { createRedisSessionStore, sessionKeys } from '../src/sessions/redis-store'
 import { StoreUnavailableError, type SessionStore } from '../src/sessions/store'
 
 const prefix = `test:sessions:${randomUUID()}:`
@@ -234,16 +234,25 @@ describe.each(harnesses)('%s session store', (_name, make) => {
   })
 })
 
-// The store's key layout: a user's keys share the hash tag `{<userId>}`, so one slot on a cluster.
-const keys = (userId: string, sid: string) => ({
-  session: `${prefix}{${userId}}:session:${sid}`,
-  successor: `${prefix}{${userId}}:session:${sid}:successor`,
-  index: `${prefix}{${userId}}:sessions`,
+// The store's key layout: on a cluster a user's keys share the hash tag `{<userId>}`, so one slot.
+const keysOf = (hashTagged: boolean) => {
+  const names = sessionKeys(prefix, hashTagged)
+  return (userId: string, sid: string) => ({
+    session: names.sessionKey(userId, sid),
+    successor: names.successorKey(userId, sid),
+    index: names.indexKey(userId),
+  })
+}
+
+test('a single Redis keeps the key names of earlier releases, so an upgrade keeps live sessions', () => {
+  expect(keysOf(false)('u1', 's1')).toEqual({ session: `${prefix}session:s1`, successor: `${prefix}session:s1:successor`, index: `${prefix}user-sessions:u1` })
+  expect(keysOf(true)('u1', 's1')).toEqual({ session: `${prefix}{u1}:session:s1`, successor: `${prefix}{u1}:session:s1:successor`, index: `${prefix}{u1}:sessions` })
 })
 
 describe.each(REDIS_KINDS)('%s session keys', (kind) => {
   const store = () => createRedisSessionStore({ client: clients[kind], prefix })
   const client = () => clients[kind]
+  const keys = keysOf(kind === 'cluster')
 
   test('every key carries a TTL', async () => {
     const sid = randomUUID()
@@ -274,10 +283,10 @@ describe.each(REDIS_KINDS)('%s session keys', (kind) => {
     const userId = randomUUID()
     const sid = randomUUID()
     await store().create({ sid, userId, refreshJti: 'j0', ttlSeconds: 600, ip: null, userAgent: null, now: Date.now() })
-    const { session, successor, index } = keys(userId, sid)
+    const { session, successor, index } = keysOf(true)(userId, sid)
     const slot = (key: string) => clients.cluster.clusterKeySlot(key)
     expect(new Set(await Promise.all([slot(session), slot(successor), slot(index)])).size).toBe(1)
-    const slots = await Promise.all(Array.from({ length: 20 }, () => slot(keys(randomUUID(), sid).session)))
+    const slots = await Promise.all(Array.from({ length: 20 }, () => slot(keysOf(true)(randomUUID(), sid).session)))
     expect(new Set(slots).size).toBeGreaterThan(10)
   })
 

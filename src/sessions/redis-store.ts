@@ -1,5 +1,5 @@
 import type { TokenPair } from './tokens'
-import { commandDeadlines, REDIS_COMMAND_TIMEOUT_MS, withoutCommandTimeout, type RedisClient } from '../redis/client'
+import { commandDeadlines, isCluster, REDIS_COMMAND_TIMEOUT_MS, withoutCommandTimeout, type RedisClient } from '../redis/client'
 import { luaScript, runScript } from './redis-scripts'
 import {
   sanitizeMetadata,
@@ -11,10 +11,11 @@ import {
   StoreUnavailableError,
 } from './store'
 
-// Every key of a user's sessions carries the user id as its hash tag (`<prefix>{<userId>}:…`), so the user's index
-// and each session's keys share one slot: a script may touch them together on Redis Cluster too. The scripts that
-// walk the index reach per-session keys not listed in KEYS; the cluster serves them because they hash to the slot of
-// the keys that are. Every token carries the user id, so each call can name the user's keys.
+// On Redis Cluster every key of a user's sessions carries the user id as its hash tag (`<prefix>{<userId>}:…`),
+// so the user's index and each session's keys share one slot: a script may touch them together. The scripts
+// that walk the index reach per-session keys not listed in KEYS; the cluster serves them because they hash to
+// the slot of the keys that are. Every token carries the user id, so each call can name the user's keys.
+// A single Redis keeps the names earlier releases used, so upgrading it keeps every live session.
 const EXTEND_TTL = `
 local function extendTtl(key, ttl)
   if redis.call('TTL', key) < ttl then redis.call('EXPIRE', key, ttl) end
@@ -73,9 +74,11 @@ redis.call('SREM', KEYS[3], ARGV[1])
 return {'reused'}
 `)
 
-// KEYS: session, successor, index. ARGV: sid.
+// KEYS: session, successor, index. ARGV: sid, userId. Another user's session is not found (a single Redis's
+// session key does not name its user).
 const END = luaScript(`
-if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[1], 'userId') ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
 redis.call('DEL', KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[1])
 return 1
@@ -108,16 +111,25 @@ end
 return out
 `)
 
+/** The names of a user's session keys: hash-tagged by the user on a cluster, the earlier names on a single Redis. */
+export function sessionKeys(prefix: string, hashTagged: boolean) {
+  const sessionPrefix = (userId: string) => (hashTagged ? `${prefix}{${userId}}:session:` : `${prefix}session:`)
+  const sessionKey = (userId: string, sid: string) => sessionPrefix(userId) + sid
+  return {
+    sessionPrefix,
+    sessionKey,
+    successorKey: (userId: string, sid: string) => `${sessionKey(userId, sid)}:successor`,
+    indexKey: (userId: string) => (hashTagged ? `${prefix}{${userId}}:sessions` : `${prefix}user-sessions:${userId}`),
+  }
+}
+
 /**
- * Redis-backed {@link SessionStore}; every key lives under `prefix`, carries a TTL, and is tagged with its user's id
- * so that one user's keys share a hash slot (see above).
+ * Redis-backed {@link SessionStore}; every key lives under `prefix` and carries a TTL; on a cluster one user's keys
+ * share a hash slot (see above).
  */
 export function createRedisSessionStore(options: { client: RedisClient; prefix: string }): SessionStore {
   const { client, prefix } = options
-  const sessionPrefix = (userId: string) => `${prefix}{${userId}}:session:`
-  const sessionKey = (userId: string, sid: string) => sessionPrefix(userId) + sid
-  const successorKey = (userId: string, sid: string) => `${sessionKey(userId, sid)}:successor`
-  const indexKey = (userId: string) => `${prefix}{${userId}}:sessions`
+  const { sessionPrefix, sessionKey, successorKey, indexKey } = sessionKeys(prefix, isCluster(client))
   // The session check runs on every authenticated request: bounded by one shared timer instead of one each.
   const untimed = withoutCommandTimeout(client)
   const deadlines = commandDeadlines(REDIS_COMMAND_TIMEOUT_MS)
@@ -143,9 +155,10 @@ export function createRedisSessionStore(options: { client: RedisClient; prefix: 
     },
 
     // Every authenticated request's one round trip: without redisCall's async wrapper or a timer of its own.
+    // Whose the session is, not only that it exists: on a single Redis the key does not name its user.
     isActive: (userId: string, sid: string) =>
-      deadlines.within(untimed.exists(sessionKey(userId, sid))).then(
-        (found) => found === 1,
+      deadlines.within(untimed.hGet(sessionKey(userId, sid), 'userId')).then(
+        (owner) => owner === userId,
         (err: unknown) => {
           throw new StoreUnavailableError(err)
         },
@@ -175,7 +188,7 @@ export function createRedisSessionStore(options: { client: RedisClient; prefix: 
     },
 
     async end(userId: string, sid: string) {
-      const reply = await runScript(client, END, [sessionKey(userId, sid), successorKey(userId, sid), indexKey(userId)], [sid])
+      const reply = await runScript(client, END, [sessionKey(userId, sid), successorKey(userId, sid), indexKey(userId)], [sid, userId])
       return reply === 1
     },
 
