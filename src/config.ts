@@ -49,6 +49,9 @@ const Env = Type.Object({
   DATABASE_CONNECT_TIMEOUT: duration,
   DATABASE_STATEMENT_TIMEOUT: duration,
   REDIS_URL: url('redis|rediss'),
+  REDIS_CLUSTER_NODES: Type.Optional(
+    Type.String({ pattern: '^rediss?://[^,\\s]+(,\\s*rediss?://[^,\\s]+)*$', description: 'comma-separated redis://host:port seed nodes of a Redis Cluster' }),
+  ),
   AMQP_URL: url('amqp|amqps'),
   RABBITMQ_HOST: text(),
   RABBITMQ_PORT: integer('a port number', 1, 65535),
@@ -83,7 +86,8 @@ const Env = Type.Object({
   JWT_PRIVATE_KEY: text(),
   JWT_PREVIOUS_PUBLIC_KEYS: text(),
   REFRESH_GRACE_SECONDS: integer('a number of seconds', 0, 300),
-  REDIS_KEY_PREFIX: text(),
+  // A brace would make part of the prefix every key's hash tag: one cluster slot for the whole deployment.
+  REDIS_KEY_PREFIX: Type.Optional(Type.String({ minLength: 1, pattern: '^[^{}]*$', description: 'a non-empty value without { or }' })),
   TRUSTED_PROXY_HOPS: integer('the number of proxies in front of the service (0 trusts no X-Forwarded-For)', 0, 10),
   LOGIN_FAILURES_PER_ACCOUNT_ADDRESS: integer('a number of attempts'),
   LOGIN_FAILURES_PER_ACCOUNT: integer('a number of attempts'),
@@ -152,6 +156,8 @@ export function loadConfig(env: Record<string, string | undefined>) {
       statementTimeoutSeconds: parseDuration(raw.DATABASE_STATEMENT_TIMEOUT ?? '5s'),
     },
     redisUrl: raw.REDIS_URL,
+    // Takes the place of REDIS_URL when both are set: the same stores, on a cluster.
+    redisClusterNodes: splitList(raw.REDIS_CLUSTER_NODES),
     amqpUrl: raw.AMQP_URL ?? amqpUrlFromParts(raw),
     currentQueue: raw.CURRENT_QUEUE,
     queueList: splitList(raw.QUEUE_LIST),

@@ -19,7 +19,7 @@ import { startSecurityLogRetention, type SecurityLogRetention } from './security
 import { createMemoryRateLimiter } from './sessions/memory-rate-limiter'
 import { createMemorySessionStore } from './sessions/memory-store'
 import type { RateLimiter } from './sessions/rate-limiter'
-import { connectRedis, type RedisClient } from './redis/client'
+import { masterClients, openRedis, type RedisClient } from './redis/client'
 import { createRedisRateLimiter } from './sessions/redis-rate-limiter'
 import { createRedisSessionStore } from './sessions/redis-store'
 import type { SessionStore } from './sessions/store'
@@ -71,8 +71,8 @@ export type Stores = { sessions: SessionStore; limiter: RateLimiter }
 /** The one place that connects: Postgres (PGlite in DATA_DIR otherwise), Redis and RabbitMQ when configured. */
 export async function createDeps(config: ServiceConfig, logger: Logger, clock: Clock = systemClock) {
   const database = await openDatabase(config, logger)
-  const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined
-  if (!redis) logger.info('REDIS_URL is not set: sessions and rate limits are kept in this process (one instance only)')
+  const redis = await openRedis(config, logger)
+  if (!redis) logger.info('neither REDIS_URL nor REDIS_CLUSTER_NODES is set: sessions and rate limits are kept in this process (one instance only)')
   else void warnIfEvicting(redis, logger)
   const publisher = config.amqpUrl ? createPublisher(config, config.amqpUrl, logger) : undefined
   const deps = await buildDeps(config, { database, redis, publisher }, logger, clock)
@@ -93,7 +93,7 @@ export async function createDeps(config: ServiceConfig, logger: Logger, clock: C
 
 // Once at start-up; /health/ready repeats it for whoever looks later.
 async function warnIfEvicting(redis: RedisClient, logger: Logger) {
-  const { maxmemory_policy, warning } = await evictionPolicy(redis)
+  const { maxmemory_policy, warning } = await evictionPolicy(await masterClients(redis).catch(() => []))
   if (warning) logger.warn({ maxmemory_policy }, warning)
 }
 

@@ -128,6 +128,7 @@ export async function refresh(deps: AuthDeps, token: string, client: Client) {
   // existed continues from its own iat (a later start): the store's end still holds for its session.
   const next = await deps.tokens.issuePair(claims.user_id, claims.sid, claims.auth_time ?? claims.iat, claims.amr)
   const result = await deps.sessions.rotate({
+    userId: claims.user_id,
     sid: claims.sid,
     presentedJti: claims.jti,
     next,
@@ -160,7 +161,7 @@ export async function refresh(deps: AuthDeps, token: string, client: Client) {
 export async function logout(deps: AuthDeps, userId: string, token: string, client: Client) {
   const claims = await deps.tokens.verify(token, 'refresh')
   if (!claims || claims.user_id !== userId) throw fieldError('refresh', 'Token is invalid or expired')
-  if (!(await deps.sessions.end(claims.sid))) return
+  if (!(await deps.sessions.end(userId, claims.sid))) return
   deps.metrics.sessionsEnded.inc({ reason: 'logout' })
   await recordSecurityEventAfter(deps, { type: 'logout', userId, actor: self(userId), client, detail: { session: claims.sid } }, new Date(deps.clock.now()))
 }
@@ -174,9 +175,8 @@ export async function logoutAll(deps: AuthDeps, userId: string, client: Client) 
 
 /** Ends one of the caller's sessions by id, with a `session_ended` security event. */
 export async function endOwnSession(deps: AuthDeps, userId: string, sid: string, client: Client) {
-  // Someone else's session is as unknown as a missing one.
-  if ((await deps.sessions.owner(sid)) !== userId) throw AUTH_ERRORS.sessionNotFound()
-  if (!(await deps.sessions.end(sid))) return
+  // Someone else's session is not found under the caller's id: as unknown as a missing one.
+  if (!(await deps.sessions.end(userId, sid))) throw AUTH_ERRORS.sessionNotFound()
   deps.metrics.sessionsEnded.inc({ reason: 'session_ended_by_user' })
   await recordSecurityEventAfter(deps, { type: 'session_ended', userId, actor: self(userId), client, detail: { session: sid } }, new Date(deps.clock.now()))
 }
