@@ -18,7 +18,7 @@ import { users } from '../src/users/table'
 import { createTestDatabase, TEST_REDIS_URL } from '../test/support/app'
 import { BROKER_URL } from '../test/support/broker'
 import { freePort } from '../test/support/process'
-import { deletePrefixed } from '../test/support/redis'
+import { deletePrefix } from '../test/support/redis'
 import { formatMarkdown, type Report, type Row } from './report'
 import { problems, wrk, wrkVersion, type WrkResult, type WrkRun } from './wrk'
 
@@ -161,7 +161,7 @@ async function openBackends(serviceEnv: ReturnType<typeof benchEnv>, queue: stri
   cleanups.push(database.drop)
   const redis = await connectRedis(TEST_REDIS_URL, { info: () => {}, warn: () => {} })
   cleanups.push(async () => {
-    await deletePrefixed(redis, serviceEnv.REDIS_KEY_PREFIX)
+    await deletePrefix(redis, serviceEnv.REDIS_KEY_PREFIX)
     redis.destroy()
   })
   const amqp = await connect(BROKER_URL)

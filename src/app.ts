@@ -12,6 +12,7 @@ import { relayWakeup } from './events/plugin'
 import { metricsRoute } from './health/metrics-route'
 import { healthRoutes } from './health/routes'
 import { recoveryRoutes } from './recovery/routes'
+import { mfaRoutes } from './mfa/routes'
 import { sessionsRoutes } from './auth/sessions-routes'
 import { mediaRoutes } from './users/media-routes'
 import { usersRoutes } from './users/routes'
@@ -38,6 +39,7 @@ export function createApp(deps: Deps) {
     .use(mediaRoutes(deps.files))
     .use(usersRoutes(deps))
     .use(recoveryRoutes(deps))
+    .use(mfaRoutes(deps))
     .use(securityLogRoutes(deps))
     .use(adminRoutes(deps))
 }

@@ -30,13 +30,16 @@ export type UsersClientOptions = {
   now?: () => number
 }
 
+/** A login's 403 `mfa_required`: the token for the second step and the methods that can take it. */
+export type MfaRequired = { mfa_token: string; methods: ('totp' | 'recovery_code' | 'passkey')[] }
+
 type Message = { type: 'tokens'; pair: TokenPair } | { type: 'logged-out' } | { type: 'refreshing'; access: string }
 
 // Shorter than the server's 10 s refresh grace: when the refreshing tab dies after the server rotated,
 // this tab's late refresh with the same token still gets the successor instead of ending the session.
 const PEER_REFRESH_WAIT_MS = 5000
 
-const TOKEN_ROUTES = /\/api\/users\/(?:login|register|refresh)\/?$/
+const TOKEN_ROUTES = /\/api\/users\/(?:login|register|refresh|login\/mfa|passkeys\/login(?:\/options)?)\/?$/
 
 declare const localStorage: WebStorage
 
@@ -101,11 +104,37 @@ export function createUsersClient({
     get tokens() {
       return storage.get()
     },
-    /** Logs in and keeps the tokens; a 400 names the fields, as the form shows them. */
+    /**
+     * Logs in and keeps the tokens; a 400 names the fields, as the form shows them. An account with a second
+     * factor answers no tokens but `mfaRequired` (not null): ask for a code and call `loginMfa` with its token.
+     */
     async login(body: Parameters<typeof plain.api.users.login.post>[0]) {
       const response = await plain.api.users.login.post(body)
       if (response.data) store(response.data)
+      return { ...response, mfaRequired: mfaRequiredIn(response.error) }
+    },
+    /** The login's second step: the `mfaRequired.mfa_token` and a TOTP or recovery code; keeps the tokens. */
+    async loginMfa(body: Parameters<typeof plain.api.users.login.mfa.post>[0]) {
+      const response = await plain.api.users.login.mfa.post(body)
+      if (response.data) store(response.data)
       return response
+    },
+    /** Passkeys: options for `navigator.credentials.get`, then its answer signs in (no password) and the tokens are kept. */
+    passkeyLoginOptions: () => plain.api.users.passkeys.login.options.post(),
+    async passkeyLogin(body: Parameters<typeof plain.api.users.passkeys.login.post>[0]) {
+      const response = await plain.api.users.passkeys.login.post(body)
+      if (response.data) store(response.data)
+      return response
+    },
+    /** The caller's second factors, as the settings page manages them (each call sends the access token). */
+    mfa: {
+      list: () => api.api.users.mfa.get(),
+      enrolTotp: (body: Parameters<typeof api.api.users.mfa.totp.post>[0]) => api.api.users.mfa.totp.post(body),
+      confirmTotp: (id: string, code: string) => api.api.users.mfa.totp({ id }).confirm.post({ code }),
+      regenerateRecoveryCodes: (currentPassword: string) => api.api.users.mfa['recovery-codes'].post({ current_password: currentPassword }),
+      remove: (id: string, currentPassword: string) => api.api.users.mfa({ id }).delete({ current_password: currentPassword }),
+      passkeyRegistrationOptions: (currentPassword: string) => api.api.users.passkeys.register.options.post({ current_password: currentPassword }),
+      registerPasskey: (body: Parameters<typeof api.api.users.passkeys.register.post>[0]) => api.api.users.passkeys.register.post(body),
     },
     /** Creates an account and keeps its tokens. */
     async register(body: Parameters<typeof plain.api.users.register.post>[0]) {
@@ -260,6 +289,12 @@ function authorizingFetch({
     const next = await refresh(pair)
     return next ? send(next) : response
   }
+}
+
+/** The step-up of a login's 403 `mfa_required`, or null for any other answer. */
+function mfaRequiredIn(error: { status: unknown; value: unknown } | null): MfaRequired | null {
+  const body = error?.status === 403 ? (error.value as Partial<MfaRequired> & { code?: string }) : undefined
+  return body?.code === 'mfa_required' && typeof body.mfa_token === 'string' ? { mfa_token: body.mfa_token, methods: body.methods ?? [] } : null
 }
 
 /** The token's `exp` claim, read without verification: the client only needs to know when to refresh. */

@@ -49,6 +49,9 @@ const Env = Type.Object({
   DATABASE_CONNECT_TIMEOUT: duration,
   DATABASE_STATEMENT_TIMEOUT: duration,
   REDIS_URL: url('redis|rediss'),
+  REDIS_CLUSTER_NODES: Type.Optional(
+    Type.String({ pattern: '^rediss?://[^,\\s]+(,\\s*rediss?://[^,\\s]+)*$', description: 'comma-separated redis://host:port seed nodes of a Redis Cluster' }),
+  ),
   AMQP_URL: url('amqp|amqps'),
   RABBITMQ_HOST: text(),
   RABBITMQ_PORT: integer('a port number', 1, 65535),
@@ -83,7 +86,8 @@ const Env = Type.Object({
   JWT_PRIVATE_KEY: text(),
   JWT_PREVIOUS_PUBLIC_KEYS: text(),
   REFRESH_GRACE_SECONDS: integer('a number of seconds', 0, 300),
-  REDIS_KEY_PREFIX: text(),
+  // A brace would make part of the prefix every key's hash tag: one cluster slot for the whole deployment.
+  REDIS_KEY_PREFIX: Type.Optional(Type.String({ minLength: 1, pattern: '^[^{}]*$', description: 'a non-empty value without { or }' })),
   TRUSTED_PROXY_HOPS: integer('the number of proxies in front of the service (0 trusts no X-Forwarded-For)', 0, 10),
   LOGIN_FAILURES_PER_ACCOUNT_ADDRESS: integer('a number of attempts'),
   LOGIN_FAILURES_PER_ACCOUNT: integer('a number of attempts'),
@@ -92,6 +96,7 @@ const Env = Type.Object({
   REGISTRATIONS_PER_ADDRESS: integer('a number of attempts'),
   REGISTRATION_WINDOW: duration,
   CURRENT_PASSWORD_FAILURES_PER_USER: integer('a number of attempts'),
+  MFA_CODE_FAILURES_PER_USER: integer('a number of attempts'),
   SESSION_MAX_AGE: duration,
   CORS_ALLOWED_ORIGINS: Type.Optional(Type.String()),
   MAX_BODY_BYTES: integer('a size in bytes', 1024),
@@ -109,6 +114,10 @@ const Env = Type.Object({
   MAIL_REQUESTS_PER_ADDRESS: integer('a number of requests'),
   MAIL_REQUESTS_PER_EMAIL: integer('a number of requests'),
   MAIL_REQUEST_WINDOW: duration,
+  MFA_ENCRYPTION_KEY: text(`at least ${MIN_SECRET_KEY_BYTES} bytes of secret, kept apart from SECRET_KEY`),
+  WEBAUTHN_RP_ID: Type.Optional(Type.String({ pattern: '^[a-z0-9.-]+$', description: 'a domain such as example.com (no scheme or port)' })),
+  WEBAUTHN_RP_NAME: text(),
+  WEBAUTHN_ORIGINS: Type.Optional(Type.String({ pattern: '^\\s*https?://', description: 'comma-separated origins such as https://app.example.com' })),
   SECURITY_LOG_RETENTION_DAYS: integer('a number of days from 1 to 3650', 1, 3650),
   LOG_LEVEL: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('silent')], { description: 'one of debug, info, warn, error, silent' })),
 })
@@ -135,6 +144,8 @@ export function loadConfig(env: Record<string, string | undefined>) {
   checkIntegerRanges(raw)
   if (raw.SECRET_KEY !== undefined && Buffer.byteLength(raw.SECRET_KEY) < MIN_SECRET_KEY_BYTES)
     throw new ConfigError(`SECRET_KEY: expected ${Env.properties.SECRET_KEY.description}`)
+  if (raw.MFA_ENCRYPTION_KEY !== undefined && Buffer.byteLength(raw.MFA_ENCRYPTION_KEY) < MIN_SECRET_KEY_BYTES)
+    throw new ConfigError(`MFA_ENCRYPTION_KEY: expected ${Env.properties.MFA_ENCRYPTION_KEY.description}`)
   const argon2 = argon2Cost(raw)
   return {
     secretKey: raw.SECRET_KEY,
@@ -145,6 +156,8 @@ export function loadConfig(env: Record<string, string | undefined>) {
       statementTimeoutSeconds: parseDuration(raw.DATABASE_STATEMENT_TIMEOUT ?? '5s'),
     },
     redisUrl: raw.REDIS_URL,
+    // Takes the place of REDIS_URL when both are set: the same stores, on a cluster.
+    redisClusterNodes: splitList(raw.REDIS_CLUSTER_NODES),
     amqpUrl: raw.AMQP_URL ?? amqpUrlFromParts(raw),
     currentQueue: raw.CURRENT_QUEUE,
     queueList: splitList(raw.QUEUE_LIST),
@@ -193,6 +206,8 @@ export function loadConfig(env: Record<string, string | undefined>) {
       loginPerAccount: rule(raw.LOGIN_FAILURES_PER_ACCOUNT ?? '50', raw.LOGIN_FAILURE_WINDOW ?? '15m'),
       registerPerAddress: rule(raw.REGISTRATIONS_PER_ADDRESS ?? '20', raw.REGISTRATION_WINDOW ?? '1h'),
       currentPasswordPerUser: rule(raw.CURRENT_PASSWORD_FAILURES_PER_USER ?? '10', raw.LOGIN_FAILURE_WINDOW ?? '15m'),
+      // Second-step codes per account, over all its mfa_tokens: each login with the password brings 5 more tries.
+      mfaCodesPerUser: rule(raw.MFA_CODE_FAILURES_PER_USER ?? '10', raw.LOGIN_FAILURE_WINDOW ?? '15m'),
       // Reset requests and verification resends; the per-email one counts unknown emails alike (docs/recovery.md).
       mailPerAddress: rule(raw.MAIL_REQUESTS_PER_ADDRESS ?? '20', raw.MAIL_REQUEST_WINDOW ?? '1h'),
       mailPerEmail: rule(raw.MAIL_REQUESTS_PER_EMAIL ?? '5', raw.MAIL_REQUEST_WINDOW ?? '1h'),
@@ -203,6 +218,7 @@ export function loadConfig(env: Record<string, string | undefined>) {
       verifyTokenSeconds: parseDuration(raw.EMAIL_VERIFY_TOKEN_LIFETIME ?? '24h'),
       requireEmailVerification: parseBoolean(raw.REQUIRE_EMAIL_VERIFICATION ?? 'false'),
     },
+    mfa: mfaSettings(raw),
     corsOrigins: splitList(raw.CORS_ALLOWED_ORIGINS),
     maxBodyBytes: Number(raw.MAX_BODY_BYTES ?? 1024 * 1024),
     argon2,
@@ -262,6 +278,23 @@ function mailSettings(raw: Env) {
     resetUrl: raw.PASSWORD_RESET_URL ?? `${publicUrl}/password-reset`,
     verifyUrl: raw.EMAIL_VERIFY_URL ?? `${publicUrl}/verify-email`,
     retryMaxMs: parseDuration(raw.MAIL_RETRY_MAX ?? '5m') * 1000,
+  }
+}
+
+// The relying party is the public site by default: its host as RP id, its origin as the one allowed origin.
+function mfaSettings(raw: Env) {
+  const publicUrl = new URL(raw.PUBLIC_URL ?? `http://localhost:${raw.PORT ?? 8000}`)
+  const origins = splitList(raw.WEBAUTHN_ORIGINS).map((origin) => origin.replace(/\/+$/, ''))
+  for (const origin of origins)
+    if (!URL.canParse(origin) || new URL(origin).origin !== origin)
+      throw new ConfigError('WEBAUTHN_ORIGINS: expected comma-separated origins such as https://app.example.com')
+  return {
+    /** TOTP secrets are encrypted with a key derived from this (SECRET_KEY unless MFA_ENCRYPTION_KEY is set). */
+    encryptionSecret: raw.MFA_ENCRYPTION_KEY,
+    issuer: raw.PRODUCT_NAME ?? 'Users',
+    rpId: raw.WEBAUTHN_RP_ID ?? publicUrl.hostname,
+    rpName: raw.WEBAUTHN_RP_NAME ?? raw.PRODUCT_NAME ?? 'Users',
+    origins: origins.length ? origins : [publicUrl.origin],
   }
 }
 

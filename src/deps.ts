@@ -12,12 +12,14 @@ import { createMailMetrics, mailCheck } from './mail/observability'
 import { createMailTransport, type MailTransport } from './mail/transport'
 import { createMetrics, type Metrics } from './metrics'
 import { recoveryLifecycle } from './recovery/service'
+import { mfaGate } from './mfa/service'
+import type { SecondFactorGate } from './auth/service'
 import { createRequestTracker, type RequestTracker } from './http/request-tracker'
 import { startSecurityLogRetention, type SecurityLogRetention } from './security-log/retention'
 import { createMemoryRateLimiter } from './sessions/memory-rate-limiter'
 import { createMemorySessionStore } from './sessions/memory-store'
 import type { RateLimiter } from './sessions/rate-limiter'
-import { connectRedis, type RedisClient } from './redis/client'
+import { masterClients, openRedis, type RedisClient } from './redis/client'
 import { createRedisRateLimiter } from './sessions/redis-rate-limiter'
 import { createRedisSessionStore } from './sessions/redis-store'
 import type { SessionStore } from './sessions/store'
@@ -39,6 +41,8 @@ export type Deps = {
   mailRelay: MailRelay
   /** Recovery's part in user changes: verification messages, notices, voided tokens. */
   lifecycle: UserLifecycle
+  /** The mfa feature's answer to a login after a right password: a step-up for accounts with a second factor. */
+  secondFactor: SecondFactorGate
   files: FileStore
   metrics: Metrics
   userCache: UserCache
@@ -67,8 +71,8 @@ export type Stores = { sessions: SessionStore; limiter: RateLimiter }
 /** The one place that connects: Postgres (PGlite in DATA_DIR otherwise), Redis and RabbitMQ when configured. */
 export async function createDeps(config: ServiceConfig, logger: Logger, clock: Clock = systemClock) {
   const database = await openDatabase(config, logger)
-  const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined
-  if (!redis) logger.info('REDIS_URL is not set: sessions and rate limits are kept in this process (one instance only)')
+  const redis = await openRedis(config, logger)
+  if (!redis) logger.info('neither REDIS_URL nor REDIS_CLUSTER_NODES is set: sessions and rate limits are kept in this process (one instance only)')
   else void warnIfEvicting(redis, logger)
   const publisher = config.amqpUrl ? createPublisher(config, config.amqpUrl, logger) : undefined
   const deps = await buildDeps(config, { database, redis, publisher }, logger, clock)
@@ -89,7 +93,7 @@ export async function createDeps(config: ServiceConfig, logger: Logger, clock: C
 
 // Once at start-up; /health/ready repeats it for whoever looks later.
 async function warnIfEvicting(redis: RedisClient, logger: Logger) {
-  const { maxmemory_policy, warning } = await evictionPolicy(redis)
+  const { maxmemory_policy, warning } = await evictionPolicy(await masterClients(redis).catch(() => []))
   if (warning) logger.warn({ maxmemory_policy }, warning)
 }
 
@@ -185,6 +189,7 @@ export async function buildDeps(config: ServiceConfig, connections: Connections,
     relay,
     mailRelay,
     lifecycle: recoveryLifecycle({ clock, config }),
+    secondFactor: mfaGate({ db: database.db, clock }),
     files: connections.files ?? createFileStore(config),
     metrics,
     userCache,

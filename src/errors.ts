@@ -12,13 +12,18 @@ export type ErrorKind =
   | 'throttled'
   | 'unavailable'
 
-/** An expected failure: its kind, a stable snake_case code and a message, both public; `retryAfterSeconds` when waiting helps. */
+/**
+ * An expected failure: its kind, a stable snake_case code and a message, both public; `retryAfterSeconds`
+ * when waiting helps; `extra`, public fields the answer carries beside `detail` and `code` (a login's
+ * `mfa_token`, say).
+ */
 export class ServiceError extends Error {
   constructor(
     readonly kind: ErrorKind,
     readonly code: string,
     readonly detail: string,
     readonly retryAfterSeconds?: number,
+    readonly extra?: Record<string, unknown>,
   ) {
     super(detail)
   }

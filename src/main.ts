@@ -12,7 +12,7 @@ import { createLogger, type Logger } from './logger'
 import { importDjangoUsers, type ImportOptions } from './migration/django-import'
 import { createProgress, formatSummary } from './migration/import-report'
 import { loadOrCreateSecretKey } from './secret-key'
-import { connectRedis } from './redis/client'
+import { openRedis } from './redis/client'
 import { createFileStore } from './storage/files'
 import { pictureLimits } from './users/picture'
 import { loadSharp } from './users/sharp'
@@ -132,7 +132,7 @@ async function setAdmin(config: Config & { secretKey: string }, logger: Logger, 
   if ((action !== 'grant' && action !== 'revoke') || !email) exit(usage)
   const database = await openDatabase(config)
   // Running instances forget their cached row at once (through Redis) rather than after its TTL.
-  const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined
+  const redis = await openRedis(config, logger)
   const bus = redis && userInvalidations(redis, config.redisKeyPrefix)
   try {
     // The user.updated event waits in the outbox for a running service's relay sweep.

@@ -3,22 +3,25 @@ import { randomUUID } from 'node:crypto'
 import { manualClock } from '../src/clock'
 import { createMemoryRateLimiter } from '../src/sessions/memory-rate-limiter'
 import type { RateLimiter } from '../src/sessions/rate-limiter'
-import { connectRedis, type RedisClient } from '../src/redis/client'
+import type { RedisClient } from '../src/redis/client'
+import { connectTestRedis, deletePrefix, REDIS_KINDS, type RedisKind } from './support/redis'
 import { createRedisRateLimiter } from '../src/sessions/redis-rate-limiter'
-import { deletePrefixed } from './support/redis'
 
 const prefix = `test:rate-limiter:${randomUUID()}:`
 const rule = { limit: 3, windowSeconds: 10 }
 
-let client: RedisClient
+// The machine's standalone Redis and the local cluster, each running every case below.
+const clients = {} as Record<RedisKind, RedisClient>
 
 beforeAll(async () => {
-  client = await connectRedis('redis://127.0.0.1:6379', { info() {}, warn() {} })
+  for (const kind of REDIS_KINDS) clients[kind] = await connectTestRedis(kind)
 })
 
 afterAll(async () => {
-  await deletePrefixed(client, prefix)
-  await client.close()
+  for (const client of Object.values(clients)) {
+    await deletePrefix(client, prefix)
+    client.destroy()
+  }
 })
 
 type Harness = { limiter: RateLimiter; clock: ReturnType<typeof manualClock> }
@@ -31,13 +34,13 @@ const harnesses: Array<[string, () => Harness]> = [
       return { clock, limiter: createMemoryRateLimiter({ clock }) }
     },
   ],
-  [
-    'redis',
+  ...REDIS_KINDS.map((kind): [string, () => Harness] => [
+    kind,
     () => {
       const clock = manualClock()
-      return { clock, limiter: createRedisRateLimiter({ client, prefix, clock }) }
+      return { clock, limiter: createRedisRateLimiter({ client: clients[kind], prefix, clock }) }
     },
-  ],
+  ]),
 ]
 
 describe.each(harnesses)('%s rate limiter', (_name, make) => {
@@ -102,8 +105,8 @@ describe.each(harnesses)('%s rate limiter', (_name, make) => {
   })
 
   test('an attempt refused by one limit counts under none, and Retry-After waits for every full limit', async () => {
-    const short = { key: `a:${randomUUID()}`, rule: { limit: 1, windowSeconds: 2 } }
-    const long = { key: `b:${randomUUID()}`, rule: { limit: 1, windowSeconds: 10 } }
+    const short = { key: `login:a:${randomUUID()}`, rule: { limit: 1, windowSeconds: 2 } }
+    const long = { key: `login:b:${randomUUID()}`, rule: { limit: 1, windowSeconds: 10 } }
     expect((await h.limiter.hitAll([short])).allowed).toBe(true)
     expect(await h.limiter.hitAll([short, long])).toMatchObject({ allowed: false, refusedBy: 0, retryAfterSeconds: 2 })
     expect((await h.limiter.hitAll([long])).allowed).toBe(true)
@@ -112,8 +115,8 @@ describe.each(harnesses)('%s rate limiter', (_name, make) => {
 
   test('a limit enforced after another refuses only callers that already count under that one', async () => {
     const accountWide = { key: `login:account:${randomUUID()}`, rule, enforcedAfter: 0 }
-    const fromA = { key: `pair:a:${randomUUID()}`, rule: { limit: 10, windowSeconds: 10 } }
-    const fromB = { key: `pair:b:${randomUUID()}`, rule: { limit: 10, windowSeconds: 10 } }
+    const fromA = { key: `login:pair-a:${randomUUID()}`, rule: { limit: 10, windowSeconds: 10 } }
+    const fromB = { key: `login:pair-b:${randomUUID()}`, rule: { limit: 10, windowSeconds: 10 } }
     for (let i = 0; i < rule.limit; i++) expect((await h.limiter.hitAll([fromA, accountWide])).allowed).toBe(true)
     // A has failed for the account, which is full: A is stopped.
     expect(await h.limiter.hitAll([fromA, accountWide])).toMatchObject({ allowed: false, refusedBy: 1, retryAfterSeconds: 10 })
@@ -121,7 +124,7 @@ describe.each(harnesses)('%s rate limiter', (_name, make) => {
     expect((await h.limiter.hitAll([fromB, accountWide])).allowed).toBe(true)
     expect(await h.limiter.hitAll([fromB, accountWide])).toMatchObject({ allowed: false, refusedBy: 1 })
     // A parallel burst from a fresh address gets exactly one attempt.
-    const fromC = { key: `pair:c:${randomUUID()}`, rule: { limit: 10, windowSeconds: 10 } }
+    const fromC = { key: `login:pair-c:${randomUUID()}`, rule: { limit: 10, windowSeconds: 10 } }
     const burst = await Promise.all(Array.from({ length: 20 }, () => h.limiter.hitAll([fromC, accountWide])))
     expect(burst.filter((r) => r.allowed)).toHaveLength(1)
   })
@@ -146,16 +149,21 @@ describe.each(harnesses)('%s rate limiter', (_name, make) => {
     expect(await h.limiter.hit(key, rule)).toEqual(allowed)
   })
 
-  test('rejects rules that could never allow, and an enforcedAfter that names no other limit', async () => {
+  test('rejects rules that could never allow, an enforcedAfter that names no other limit, and an attempt over two families', async () => {
     await expect(h.limiter.hit(key, { limit: 0, windowSeconds: 10 })).rejects.toThrow(RangeError)
     await expect(h.limiter.hitAll([{ key, rule, enforcedAfter: 0 }])).rejects.toThrow(RangeError)
+    // Every store refuses what a cluster could not count atomically, so the mistake shows before production.
+    await expect(h.limiter.hitAll([{ key, rule }, { key: `mail:ip:${randomUUID()}`, rule }])).rejects.toThrow(RangeError)
   })
 })
 
-test('redis attempt logs expire with the window', async () => {
-  const key = `login:ip:${randomUUID()}`
-  await createRedisRateLimiter({ client, prefix }).hit(key, rule)
-  const ttl = await client.pTTL(`${prefix}rate:${key}`)
-  expect(ttl).toBeGreaterThan(0)
-  expect(ttl).toBeLessThanOrEqual(rule.windowSeconds * 1000)
+describe.each(REDIS_KINDS)('%s attempt logs', (kind) => {
+  test('expire with the window, and one family shares a hash slot', async () => {
+    const client = clients[kind]
+    const key = `login:ip:${randomUUID()}`
+    await createRedisRateLimiter({ client, prefix }).hitAll([{ key, rule }, { key: `login:account:${randomUUID()}`, rule }])
+    const ttl = await client.pTTL(`${prefix}{rate:login}:${key}`)
+    expect(ttl).toBeGreaterThan(0)
+    expect(ttl).toBeLessThanOrEqual(rule.windowSeconds * 1000)
+  })
 })

@@ -5,26 +5,27 @@ import type { TokenPair } from '../src/sessions/tokens'
 import { manualClock } from '../src/clock'
 import { createMemorySessionStore } from '../src/sessions/memory-store'
 import { connectRedis, type RedisClient } from '../src/redis/client'
-import { createRedisSessionStore } from '../src/sessions/redis-store'
+import { connectTestRedis, deletePrefix, REDIS_KINDS, type RedisKind } from './support/redis'
+import { createRedisSessionStore, sessionKeys } from '../src/sessions/redis-store'
 import { StoreUnavailableError, type SessionStore } from '../src/sessions/store'
-import { deletePrefixed } from './support/redis'
 
-const REDIS_URL = 'redis://127.0.0.1:6379'
 const prefix = `test:sessions:${randomUUID()}:`
-const quiet = { info() {}, warn() {} }
 const GRACE_SECONDS = 10
 const TTL_SECONDS = 3600
 const MAX_AGE_SECONDS = 30 * 86400
 
-let client: RedisClient
+// The machine's standalone Redis and the local cluster, each running every case below.
+const clients = {} as Record<RedisKind, RedisClient>
 
 beforeAll(async () => {
-  client = await connectRedis(REDIS_URL, quiet)
+  for (const kind of REDIS_KINDS) clients[kind] = await connectTestRedis(kind)
 })
 
 afterAll(async () => {
-  await deletePrefixed(client, prefix)
-  await client.close()
+  for (const client of Object.values(clients)) {
+    await deletePrefix(client, prefix)
+    client.destroy()
+  }
 })
 
 type Harness = {
@@ -42,17 +43,17 @@ const harnesses: Array<[string, () => Harness]> = [
       return { clock, store: createMemorySessionStore({ clock }), elapse: async (ms) => clock.advance(ms) }
     },
   ],
-  [
-    'redis',
+  ...REDIS_KINDS.map((kind): [string, () => Harness] => [
+    kind,
     () => {
       const clock = manualClock()
       const elapse = async (ms: number) => {
         clock.advance(ms)
         await Bun.sleep(ms)
       }
-      return { clock, store: createRedisSessionStore({ client, prefix }), elapse }
+      return { clock, store: createRedisSessionStore({ client: clients[kind], prefix }), elapse }
     },
-  ],
+  ]),
 ]
 
 const pairOf = (n: number | string): TokenPair => ({ refresh: `refresh-${n}`, access: `access-${n}` })
@@ -62,6 +63,11 @@ describe.each(harnesses)('%s session store', (_name, make) => {
   beforeEach(() => {
     h = make()
   })
+  // Every session is named by its user and its id, as a token names it.
+  const owners = new Map<string, string>()
+  const userOf = (sid: string) => owners.get(sid) ?? randomUUID()
+  const isActive = (sid: string) => h.store.isActive(userOf(sid), sid)
+  const end = (sid: string) => h.store.end(userOf(sid), sid)
 
   async function start(userId = randomUUID(), ttlSeconds = TTL_SECONDS) {
     const sid = randomUUID()
@@ -74,11 +80,13 @@ describe.each(harnesses)('%s session store', (_name, make) => {
       userAgent: 'test-agent',
       now: h.clock.now(),
     })
+    owners.set(sid, userId)
     return sid
   }
 
   function rotate(sid: string, presentedJti: string, n: number | string, maxAgeSeconds = MAX_AGE_SECONDS) {
     return h.store.rotate({
+      userId: userOf(sid),
       sid,
       presentedJti,
       next: { refreshJti: `j${n}`, pair: pairOf(n) },
@@ -89,13 +97,16 @@ describe.each(harnesses)('%s session store', (_name, make) => {
     })
   }
 
-  test('create makes the session active and owned', async () => {
+  test('create makes the session active under its user only', async () => {
     const userId = randomUUID()
     const sid = await start(userId)
-    expect(await h.store.isActive(sid)).toBe(true)
-    expect(await h.store.owner(sid)).toBe(userId)
-    expect(await h.store.isActive(randomUUID())).toBe(false)
-    expect(await h.store.owner(randomUUID())).toBeNull()
+    expect(await h.store.isActive(userId, sid)).toBe(true)
+    expect(await h.store.isActive(userId, randomUUID())).toBe(false)
+    // Another user cannot check, rotate or end it by its id.
+    const stranger = randomUUID()
+    expect(await h.store.isActive(stranger, sid)).toBe(false)
+    expect(await h.store.end(stranger, sid)).toBe(false)
+    expect(await h.store.isActive(userId, sid)).toBe(true)
   })
 
   test('the rotated-away token within grace gets the identical successor pair', async () => {
@@ -103,7 +114,7 @@ describe.each(harnesses)('%s session store', (_name, make) => {
     expect(await rotate(sid, 'j0', 1)).toEqual({ kind: 'rotated' })
     h.clock.advance(5_000)
     expect(await rotate(sid, 'j0', 2)).toEqual({ kind: 'grace', pair: pairOf(1) })
-    expect(await h.store.isActive(sid)).toBe(true)
+    expect(await isActive(sid)).toBe(true)
     expect(await rotate(sid, 'j1', 3)).toEqual({ kind: 'rotated' })
   })
 
@@ -112,7 +123,7 @@ describe.each(harnesses)('%s session store', (_name, make) => {
     await rotate(sid, 'j0', 1)
     h.clock.advance(GRACE_SECONDS * 1000 + 1)
     expect(await rotate(sid, 'j0', 2)).toEqual({ kind: 'reused' })
-    expect(await h.store.isActive(sid)).toBe(false)
+    expect(await isActive(sid)).toBe(false)
     expect(await rotate(sid, 'j1', 3)).toEqual({ kind: 'ended' })
   })
 
@@ -121,7 +132,7 @@ describe.each(harnesses)('%s session store', (_name, make) => {
     await rotate(sid, 'j0', 1)
     await rotate(sid, 'j1', 2)
     expect(await rotate(sid, 'j0', 3)).toEqual({ kind: 'reused' })
-    expect(await h.store.isActive(sid)).toBe(false)
+    expect(await isActive(sid)).toBe(false)
   })
 
   test('concurrent rotations of one token mint exactly one successor', async () => {
@@ -138,9 +149,9 @@ describe.each(harnesses)('%s session store', (_name, make) => {
 
   test('end revokes once', async () => {
     const sid = await start()
-    expect(await h.store.end(sid)).toBe(true)
-    expect(await h.store.isActive(sid)).toBe(false)
-    expect(await h.store.end(sid)).toBe(false)
+    expect(await end(sid)).toBe(true)
+    expect(await isActive(sid)).toBe(false)
+    expect(await end(sid)).toBe(false)
     expect(await rotate(sid, 'j0', 1)).toEqual({ kind: 'ended' })
   })
 
@@ -149,12 +160,12 @@ describe.each(harnesses)('%s session store', (_name, make) => {
     const [keep, a, b] = [await start(userId), await start(userId), await start(userId)]
     const stranger = await start()
     expect(await h.store.endAllForUser(userId, { except: keep })).toBe(2)
-    expect(await h.store.isActive(keep)).toBe(true)
-    expect(await h.store.isActive(a)).toBe(false)
-    expect(await h.store.isActive(b)).toBe(false)
-    expect(await h.store.isActive(stranger)).toBe(true)
+    expect(await isActive(keep)).toBe(true)
+    expect(await isActive(a)).toBe(false)
+    expect(await isActive(b)).toBe(false)
+    expect(await isActive(stranger)).toBe(true)
     expect(await h.store.endAllForUser(userId)).toBe(1)
-    expect(await h.store.isActive(keep)).toBe(false)
+    expect(await isActive(keep)).toBe(false)
   })
 
   test('list shows live sessions with metadata and drops ended ones', async () => {
@@ -176,7 +187,7 @@ describe.each(harnesses)('%s session store', (_name, make) => {
         userAgent: 'test-agent',
       },
     ])
-    await h.store.end(first)
+    await end(first)
     expect((await h.store.list(userId)).map((s) => s.sid)).toEqual([second])
   })
 
@@ -200,7 +211,7 @@ describe.each(harnesses)('%s session store', (_name, make) => {
     }
     h.clock.advance(20_000)
     expect(await rotate(sid, 'j4', 5, maxAge)).toEqual({ kind: 'ended' })
-    expect(await h.store.isActive(sid)).toBe(false)
+    expect(await isActive(sid)).toBe(false)
     expect(await h.store.list(userId)).toEqual([])
   })
 
@@ -210,7 +221,7 @@ describe.each(harnesses)('%s session store', (_name, make) => {
     // Three seconds of life left, though a rotation would otherwise grant an hour.
     expect(await rotate(sid, 'j0', 1, 4)).toEqual({ kind: 'rotated' })
     await h.elapse(3_100)
-    expect(await h.store.isActive(sid)).toBe(false)
+    expect(await isActive(sid)).toBe(false)
   })
 
   test('expired sessions are inactive and vanish from list', async () => {
@@ -218,14 +229,30 @@ describe.each(harnesses)('%s session store', (_name, make) => {
     const shortLived = await start(userId, 1)
     const longLived = await start(userId)
     await h.elapse(1_100)
-    expect(await h.store.isActive(shortLived)).toBe(false)
-    expect(await h.store.owner(shortLived)).toBeNull()
+    expect(await isActive(shortLived)).toBe(false)
     expect((await h.store.list(userId)).map((s) => s.sid)).toEqual([longLived])
   })
 })
 
-describe('redis session keys', () => {
-  const store = () => createRedisSessionStore({ client, prefix })
+// The store's key layout: on a cluster a user's keys share the hash tag `{<userId>}`, so one slot.
+const keysOf = (hashTagged: boolean) => {
+  const names = sessionKeys(prefix, hashTagged)
+  return (userId: string, sid: string) => ({
+    session: names.sessionKey(userId, sid),
+    successor: names.successorKey(userId, sid),
+    index: names.indexKey(userId),
+  })
+}
+
+test('a single Redis keeps the key names of earlier releases, so an upgrade keeps live sessions', () => {
+  expect(keysOf(false)('u1', 's1')).toEqual({ session: `${prefix}session:s1`, successor: `${prefix}session:s1:successor`, index: `${prefix}user-sessions:u1` })
+  expect(keysOf(true)('u1', 's1')).toEqual({ session: `${prefix}{u1}:session:s1`, successor: `${prefix}{u1}:session:s1:successor`, index: `${prefix}{u1}:sessions` })
+})
+
+describe.each(REDIS_KINDS)('%s session keys', (kind) => {
+  const store = () => createRedisSessionStore({ client: clients[kind], prefix })
+  const client = () => clients[kind]
+  const keys = keysOf(kind === 'cluster')
 
   test('every key carries a TTL', async () => {
     const sid = randomUUID()
@@ -233,6 +260,7 @@ describe('redis session keys', () => {
     const now = Date.now()
     await store().create({ sid, userId, refreshJti: 'j0', ttlSeconds: 600, ip: null, userAgent: null, now })
     await store().rotate({
+      userId,
       sid,
       presentedJti: 'j0',
       next: { refreshJti: 'j1', pair: pairOf(1) },
@@ -241,9 +269,9 @@ describe('redis session keys', () => {
       maxAgeSeconds: MAX_AGE_SECONDS,
       now,
     })
-    const session = await client.ttl(`${prefix}session:${sid}`)
-    const index = await client.ttl(`${prefix}user-sessions:${userId}`)
-    const successor = await client.pTTL(`${prefix}session:${sid}:successor`)
+    const session = await client().ttl(keys(userId, sid).session)
+    const index = await client().ttl(keys(userId, sid).index)
+    const successor = await client().pTTL(keys(userId, sid).successor)
     expect(session).toBeGreaterThan(600)
     expect(session).toBeLessThanOrEqual(900)
     expect(index).toBeGreaterThan(600)
@@ -251,16 +279,27 @@ describe('redis session keys', () => {
     expect(successor).toBeLessThanOrEqual(5_000)
   })
 
+  test("a user's keys share one hash slot, and different users spread over the slots", async () => {
+    const userId = randomUUID()
+    const sid = randomUUID()
+    await store().create({ sid, userId, refreshJti: 'j0', ttlSeconds: 600, ip: null, userAgent: null, now: Date.now() })
+    const { session, successor, index } = keysOf(true)(userId, sid)
+    const slot = (key: string) => clients.cluster.clusterKeySlot(key)
+    expect(new Set(await Promise.all([slot(session), slot(successor), slot(index)])).size).toBe(1)
+    const slots = await Promise.all(Array.from({ length: 20 }, () => slot(keysOf(true)(randomUUID(), sid).session)))
+    expect(new Set(slots).size).toBeGreaterThan(10)
+  })
+
   test('rotation restores an evicted user index so ending all sessions still finds it', async () => {
     const sid = randomUUID()
     const userId = randomUUID()
     const now = Date.now()
     await store().create({ sid, userId, refreshJti: 'j0', ttlSeconds: 600, ip: null, userAgent: null, now })
-    await client.del(`${prefix}user-sessions:${userId}`)
+    await client().del(keys(userId, sid).index)
     const next = { refreshJti: 'j1', pair: pairOf(1) }
-    await store().rotate({ sid, presentedJti: 'j0', next, graceSeconds: 5, ttlSeconds: 600, maxAgeSeconds: MAX_AGE_SECONDS, now })
+    await store().rotate({ userId, sid, presentedJti: 'j0', next, graceSeconds: 5, ttlSeconds: 600, maxAgeSeconds: MAX_AGE_SECONDS, now })
     expect(await store().endAllForUser(userId)).toBe(1)
-    expect(await store().isActive(sid)).toBe(false)
+    expect(await store().isActive(userId, sid)).toBe(false)
   })
 
   test('index members whose session key expired are pruned', async () => {
@@ -277,27 +316,24 @@ describe('redis session keys', () => {
         now: Date.now(),
       })
     }
-    await client.del(`${prefix}session:${sids[0]}`)
+    await client().del(keys(userId, sids[0]!).session)
     expect((await store().list(userId)).map((s) => s.sid)).toEqual([sids[1]!])
-    expect(await client.sMembers(`${prefix}user-sessions:${userId}`)).toEqual([sids[1]!])
+    expect(await client().sMembers(keys(userId, sids[0]!).index)).toEqual([sids[1]!])
   })
-})
 
-describe('redis session index', () => {
   test('a new session checks a bounded sample of the index, however many ended sessions it holds', async () => {
-    const store = createRedisSessionStore({ client, prefix })
     const userId = randomUUID()
-    const index = `${prefix}user-sessions:${userId}`
-    await client.sAdd(index, Array.from({ length: 1_000 }, () => randomUUID()))
-    await client.expire(index, 600)
+    const index = keys(userId, '').index
+    await client().sAdd(index, Array.from({ length: 1_000 }, () => randomUUID()))
+    await client().expire(index, 600)
     const sid = randomUUID()
-    await store.create({ sid, userId, refreshJti: 'j0', ttlSeconds: 600, ip: null, userAgent: null, now: Date.now() })
-    const size = await client.sCard(index)
+    await store().create({ sid, userId, refreshJti: 'j0', ttlSeconds: 600, ip: null, userAgent: null, now: Date.now() })
+    const size = await client().sCard(index)
     expect(size).toBeGreaterThanOrEqual(1_001 - 16)
     expect(size).toBeLessThan(1_001)
-    expect(await client.sIsMember(index, sid)).toBe(1)
-    expect((await store.list(userId)).map((session) => session.sid)).toEqual([sid])
-    expect(await client.sCard(index)).toBe(1)
+    expect(await client().sIsMember(index, sid)).toBe(1)
+    expect((await store().list(userId)).map((session) => session.sid)).toEqual([sid])
+    expect(await client().sCard(index)).toBe(1)
   })
 })
 
@@ -345,20 +381,20 @@ describe('redis outage', () => {
     const throwaway = await connectRedis(`redis://127.0.0.1:${port}`, logger)
     try {
       const store = createRedisSessionStore({ client: throwaway, prefix })
-      expect(await store.isActive('missing')).toBe(false)
+      expect(await store.isActive('u', 'missing')).toBe(false)
 
       server.kill()
       await server.exited
       // The first call may race the client noticing the closed socket; the client's command timeout bounds it.
-      expect(await timeToFailure(() => store.isActive('missing'))).toBeLessThan(1_000)
+      expect(await timeToFailure(() => store.isActive('u', 'missing'))).toBeLessThan(1_000)
       // Once the drop is known, calls are refused without waiting on the network.
-      for (let i = 0; i < 5; i++) expect(await timeToFailure(() => store.isActive('missing'))).toBeLessThan(50)
-      await timeToFailure(() => store.end('missing'))
+      for (let i = 0; i < 5; i++) expect(await timeToFailure(() => store.isActive('u', 'missing'))).toBeLessThan(50)
+      await timeToFailure(() => store.end('u', 'missing'))
 
       server = await startRedis(port)
       const deadline = Date.now() + 5_000
       while (
-        !(await store.isActive('missing').then(
+        !(await store.isActive('u', 'missing').then(
           () => true,
           () => false,
         ))
@@ -376,7 +412,7 @@ describe('redis outage', () => {
         userAgent: null,
         now: Date.now(),
       })
-      expect(await store.isActive(sid)).toBe(true)
+      expect(await store.isActive('u', sid)).toBe(true)
       expect(warnings.length).toBeGreaterThan(0)
     } finally {
       throwaway.destroy()

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { decodeJwt } from 'jose'
 import { createTestApp, type TestApp } from './support/app'
+import { REDIS_KINDS } from './support/redis'
 
-// Every case runs on Redis and on the in-process store: the embedded default must behave the same.
-for (const store of ['redis', 'memory'] as const) {
+// Every case runs on Redis, on a Redis Cluster and on the in-process store: each must behave the same.
+for (const store of [...REDIS_KINDS, 'memory'] as const) {
   describe(`sessions on ${store}`, () => {
     let t: TestApp
     beforeAll(async () => {
@@ -132,7 +133,7 @@ for (const store of ['redis', 'memory'] as const) {
       const user = await t.registerUser()
       const other = (await t.call('POST', '/api/users/login/', { body: { email: user.email, password: user.password } })).body
       expect((await t.call('DELETE', `/api/users/${user.id}/`, { token: user.access })).status).toBe(204)
-      for (const token of [user.access, other.access]) expect(await t.deps.sessions.isActive(decodeJwt(token).sid as string)).toBe(false)
+      for (const token of [user.access, other.access]) expect(await t.deps.sessions.isActive(user.id, decodeJwt(token).sid as string)).toBe(false)
     })
 
     test('the session list shows each live session with its client and marks the current one', async () => {
@@ -286,11 +287,11 @@ for (const store of ['redis', 'memory'] as const) {
   })
 }
 
-describe('several instances on one Redis', () => {
+describe.each(REDIS_KINDS)('several instances on one %s', (store) => {
   let first: TestApp
   let second: TestApp
   beforeAll(async () => {
-    first = await createTestApp({ label: 'instances' })
+    first = await createTestApp({ label: 'instances', store })
     second = await createTestApp({ sameDeploymentAs: first })
   })
   afterAll(async () => {

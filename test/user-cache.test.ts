@@ -2,25 +2,27 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { eq } from 'drizzle-orm'
 import { users } from '../src/users/table'
 import { createTestApp, type TestApp } from './support/app'
+import { REDIS_KINDS } from './support/redis'
 import { waitFor } from './support/wait'
 
 // A long TTL, so that anything seen fresh before it ends came through an invalidation.
 const env = { USER_CACHE_TTL_SECONDS: '60' }
 
-let first: TestApp
-let second: TestApp
-beforeAll(async () => {
-  first = await createTestApp({ label: 'user_cache', env })
-  second = await createTestApp({ sameDeploymentAs: first, env })
-})
-afterAll(async () => {
-  await second.close()
-  await first.close()
-})
-
 const me = (app: TestApp, token: string) => app.call('GET', '/api/users/me/', { token })
 
-describe('the per-instance user cache', () => {
+// On a cluster the invalidations travel by sharded pub/sub; on one Redis by classic pub/sub.
+describe.each(REDIS_KINDS)('the per-instance user cache on %s', (store) => {
+  let first: TestApp
+  let second: TestApp
+  beforeAll(async () => {
+    first = await createTestApp({ label: 'user_cache', env, store })
+    second = await createTestApp({ sameDeploymentAs: first, env })
+  })
+  afterAll(async () => {
+    await second.close()
+    await first.close()
+  })
+
   test('serves the guard from memory, so a change made behind its back shows only after the TTL', async () => {
     const user = await first.registerUser({ full_name: 'Cached Name' })
     await me(first, user.access)

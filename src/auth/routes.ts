@@ -3,7 +3,7 @@ import { ErrorBody, FieldErrorsBody } from '../http/errors'
 import { AUTH_ERRORS } from './errors'
 import { RegisterBody, trimNameAndEmail } from '../users/model'
 import { clientAddress } from '../http/client'
-import { LoginBody, RefreshBody, TokenPairBody } from './model'
+import { LoginBody, MfaRequiredBody, RefreshBody, TokenPairBody } from './model'
 import { login, refresh, register, type AuthDeps } from './service'
 
 const throttled = { 429: ErrorBody, 503: ErrorBody }
@@ -42,10 +42,11 @@ export const authRoutes = (deps: AuthDeps) =>
         )
         .post('/login', ({ body, client }) => login(deps, body.email, body.password, client), {
           body: LoginBody,
-          response: { 200: TokenPairBody, 400: FieldErrorsBody, 403: ErrorBody, ...throttled },
+          response: { 200: TokenPairBody, 400: FieldErrorsBody, 403: MfaRequiredBody, ...throttled },
           detail: {
             summary: 'Start a session with email and password',
-            description: 'With REQUIRE_EMAIL_VERIFICATION=true, an unverified account gets 403 `email_not_verified` (after a right password only).',
+            description:
+              'With REQUIRE_EMAIL_VERIFICATION=true, an unverified account gets 403 `email_not_verified` (after a right password only). An account with a second factor gets 403 `mfa_required` with `mfa_token` and `methods`: continue at POST /api/users/login/mfa/ (or sign in with a passkey).',
           },
         })
         .post('/refresh', ({ body, client }) => refresh(deps, body.refresh, client), {

@@ -14,6 +14,13 @@ import type { Logger } from '../logger'
 import type { Metrics } from '../metrics'
 import type { Tokens } from '../sessions/tokens'
 
+/**
+ * What a login asks after a right password: whether the account has a second factor. A challenge makes the
+ * login answer `mfa_required` with its token instead of tokens; null lets it through (no factor: no change).
+ * The mfa feature provides it (deps.ts), so auth does not depend on it.
+ */
+export type SecondFactorGate = (userId: string) => Promise<{ mfaToken: string; methods: string[] } | null>
+
 export type AuthDeps = Omit<UsersDeps, 'userCache'> & {
   userCache: Pick<UserCache, 'get' | 'invalidate'>
   config: ServiceConfig
@@ -22,6 +29,7 @@ export type AuthDeps = Omit<UsersDeps, 'userCache'> & {
   limiter: RateLimiter
   logger: Pick<Logger, 'warn' | 'error'>
   metrics: Pick<Metrics, 'logins' | 'rateLimited' | 'sessionsEnded'>
+  secondFactor?: SecondFactorGate
 }
 
 const INVALID_CREDENTIALS = 'Invalid email or password.'
@@ -71,6 +79,10 @@ export async function login(deps: AuthDeps, email: string, password: string, cli
   // Only after the password: an unverified account is not revealed to someone who does not know it.
   if (deps.config.recovery.requireEmailVerification && !user.emailVerified)
     throw AUTH_ERRORS.emailNotVerified()
+  // The login completes at POST /login/mfa/, which stamps last_login; a password hash upgrade waits for a
+  // login without the step (a factor can only be added after such a login, which upgraded it then).
+  const challenge = await deps.secondFactor?.(user.id)
+  if (challenge) throw AUTH_ERRORS.mfaRequired(challenge.mfaToken, challenge.methods)
   // Old formats (and argon2id below today's cost) are upgraded now, while the plain password is at hand.
   const rehashed = deps.passwords.needsRehash(user.passwordHash)
     ? await deps.passwords.hash(deps.passwords.canonical(password, user.passwordHash))
@@ -114,8 +126,9 @@ export async function refresh(deps: AuthDeps, token: string, client: Client) {
   // The store holds the session's start and ends it past SESSION_MAX_AGE whatever the token says; the new
   // tokens carry the login time on, so their exp stops at the same end. A token issued before auth_time
   // existed continues from its own iat (a later start): the store's end still holds for its session.
-  const next = await deps.tokens.issuePair(claims.user_id, claims.sid, claims.auth_time ?? claims.iat)
+  const next = await deps.tokens.issuePair(claims.user_id, claims.sid, claims.auth_time ?? claims.iat, claims.amr)
   const result = await deps.sessions.rotate({
+    userId: claims.user_id,
     sid: claims.sid,
     presentedJti: claims.jti,
     next,
@@ -148,7 +161,7 @@ export async function refresh(deps: AuthDeps, token: string, client: Client) {
 export async function logout(deps: AuthDeps, userId: string, token: string, client: Client) {
   const claims = await deps.tokens.verify(token, 'refresh')
   if (!claims || claims.user_id !== userId) throw fieldError('refresh', 'Token is invalid or expired')
-  if (!(await deps.sessions.end(claims.sid))) return
+  if (!(await deps.sessions.end(userId, claims.sid))) return
   deps.metrics.sessionsEnded.inc({ reason: 'logout' })
   await recordSecurityEventAfter(deps, { type: 'logout', userId, actor: self(userId), client, detail: { session: claims.sid } }, new Date(deps.clock.now()))
 }
@@ -162,17 +175,24 @@ export async function logoutAll(deps: AuthDeps, userId: string, client: Client) 
 
 /** Ends one of the caller's sessions by id, with a `session_ended` security event. */
 export async function endOwnSession(deps: AuthDeps, userId: string, sid: string, client: Client) {
-  // Someone else's session is as unknown as a missing one.
-  if ((await deps.sessions.owner(sid)) !== userId) throw AUTH_ERRORS.sessionNotFound()
-  if (!(await deps.sessions.end(sid))) return
+  // Someone else's session is not found under the caller's id: as unknown as a missing one.
+  if (!(await deps.sessions.end(userId, sid))) throw AUTH_ERRORS.sessionNotFound()
   deps.metrics.sessionsEnded.inc({ reason: 'session_ended_by_user' })
   await recordSecurityEventAfter(deps, { type: 'session_ended', userId, actor: self(userId), client, detail: { session: sid } }, new Date(deps.clock.now()))
 }
 
-/** Starts a new session for the user (a login's, a registration's, a password reset's) and returns its token pair. */
-export async function startSession(deps: Pick<AuthDeps, 'tokens' | 'sessions' | 'config' | 'clock'>, userId: string, client: Client) {
+/**
+ * Starts a new session for the user (a login's, a registration's, a password reset's) and returns its token
+ * pair; `amr` names how a login with a second factor or a passkey was proven.
+ */
+export async function startSession(
+  deps: Pick<AuthDeps, 'tokens' | 'sessions' | 'config' | 'clock'>,
+  userId: string,
+  client: Client,
+  amr?: string[],
+) {
   const sid = crypto.randomUUID()
-  const { pair, refreshJti } = await deps.tokens.issuePair(userId, sid)
+  const { pair, refreshJti } = await deps.tokens.issuePair(userId, sid, undefined, amr)
   await deps.sessions.create({
     sid,
     userId,

@@ -1,7 +1,8 @@
 import type { DbHandle } from '../db'
 import type { Publisher } from '../events/publisher'
 import type { Relay } from '../events/relay'
-import type { RedisClient } from '../redis/client'
+import { masterClients, REDIS_COMMAND_TIMEOUT_MS, type RedisClient, type RedisNodeClient } from '../redis/client'
+import { raceTimer } from '../timeout'
 
 /** The outcome of one readiness check; extra fields explain it. */
 export type CheckResult = { status: 'up' | 'down' } & Record<string, unknown>
@@ -26,33 +27,51 @@ export const databaseCheck = (database: Pick<DbHandle, 'ping' | 'isUp'>): Readin
 })
 
 /**
- * Whether Redis answers a PING (sessions and rate limits need it on every authenticated request), and
- * whether it may evict keys: an evicted session logs its user out without a word, so anything but
- * `noeviction` is reported (the check stays up: the service works, it just may lose sessions).
+ * Whether every Redis master answers a PING (sessions and rate limits need it on every authenticated request;
+ * on a cluster each master holds its own share of them), and whether any may evict keys: an evicted session
+ * logs its user out without a word, so anything but `noeviction` is reported (the check stays up: the service
+ * works, it just may lose sessions).
  */
-export const redisCheck = (redis: Pick<RedisClient, 'ping' | 'configGet'>): ReadinessCheck => ({
+export const redisCheck = (redis: RedisClient): ReadinessCheck => ({
   name: 'redis',
   check: async () => {
-    const answered = await redis.ping().then(() => true, () => false)
-    if (!answered) return { status: 'down', error: 'Redis did not answer' }
-    return { status: 'up', ...(await evictionPolicy(redis)) }
+    const nodes = await withinDeadline(masterClients(redis)).catch(() => undefined)
+    if (!nodes) return { status: 'down', error: 'Redis did not answer' }
+    const answered = await Promise.all(nodes.map((node) => withinDeadline(node.ping()).then(() => true, () => false)))
+    const silent = answered.filter((ok) => !ok).length
+    // The addresses stay out: the route is unauthenticated.
+    if (silent > 0) return { status: 'down', error: nodes.length === 1 ? 'Redis did not answer' : `${silent} of ${nodes.length} Redis masters did not answer` }
+    return { status: 'up', ...(nodes.length > 1 && { masters: nodes.length }), ...(await evictionPolicy(nodes)) }
   },
 })
 
-/** What Redis says of its eviction policy, with a warning when it may evict session keys. */
-export async function evictionPolicy(redis: Pick<RedisClient, 'configGet'>): Promise<{ maxmemory_policy: string; warning?: string }> {
+/** What the Redis masters say of their eviction policy, with a warning when one may evict session keys. */
+export async function evictionPolicy(nodes: Pick<RedisNodeClient, 'configGet'>[]): Promise<{ maxmemory_policy: string; warning?: string }> {
   // Managed Redis services often refuse CONFIG: then nobody here can tell, and the operator must check.
-  const policy = await redis.configGet('maxmemory-policy').then(
-    (config) => config['maxmemory-policy'] ?? 'unknown',
-    () => 'unknown',
+  const policies = await Promise.all(
+    nodes.map((node) =>
+      withinDeadline(node.configGet('maxmemory-policy')).then(
+        (config) => config['maxmemory-policy'] ?? 'unknown',
+        () => 'unknown',
+      ),
+    ),
   )
+  // The worst master decides: one evicting master loses the sessions in its slots.
+  const policy = policies.find((found) => found !== 'noeviction') ?? 'noeviction'
   if (policy === 'noeviction') return { maxmemory_policy: policy }
+  const where = nodes.length > 1 ? 'a Redis master' : 'Redis'
   const warning =
     policy === 'unknown'
-      ? 'Redis refused CONFIG GET maxmemory-policy: make sure it is noeviction, or sessions may be evicted (users logged out)'
-      : `Redis maxmemory-policy is ${policy}: under memory pressure it evicts sessions (users logged out); set noeviction`
+      ? `${where} refused CONFIG GET maxmemory-policy: make sure it is noeviction, or sessions may be evicted (users logged out)`
+      : `${where}'s maxmemory-policy is ${policy}: under memory pressure it evicts sessions (users logged out); set noeviction`
   return { maxmemory_policy: policy, warning }
 }
+
+// A cluster's node clients carry no command timeout of their own; a blackholed master must not hang the check.
+const withinDeadline = <T>(promise: Promise<T>): Promise<T> =>
+  raceTimer(promise, REDIS_COMMAND_TIMEOUT_MS, () => {
+    throw new Error('no answer')
+  })
 
 /** Whether the publisher has a confirm channel open to RabbitMQ. */
 export const brokerCheck = (publisher: Pick<Publisher, 'isConnected'>): ReadinessCheck => ({

@@ -35,7 +35,7 @@ const json = (status: number, body: unknown, headers: Record<string, string> = {
 export function errorResponse(error: ServiceError): Response {
   const headers: Record<string, string> = error.kind === 'unauthenticated' ? { ...CHALLENGE } : {}
   if (error.retryAfterSeconds !== undefined) headers['retry-after'] = String(error.retryAfterSeconds)
-  return json(STATUS[error.kind], { detail: error.detail, code: error.code }, headers)
+  return json(STATUS[error.kind], { ...error.extra, detail: error.detail, code: error.code }, headers)
 }
 
 /** Renders every error in the contract's shapes; nothing else ever reaches a client. */

@@ -3,6 +3,9 @@ import { mailOutbox } from './table'
 import { emailChanged, type EmailChangedPayload } from './templates/email-changed'
 import { emailVerification, type EmailVerificationPayload } from './templates/email-verification'
 import type { Brand, MailContent } from './templates/layout'
+import { mfaDisabled, type MfaDisabledPayload } from './templates/mfa-disabled'
+import { mfaEnabled, type MfaEnabledPayload } from './templates/mfa-enabled'
+import { recoveryCodesRegenerated, type RecoveryCodesRegeneratedPayload } from './templates/recovery-codes-regenerated'
 import { passwordChanged, type PasswordChangedPayload } from './templates/password-changed'
 import { passwordReset, type PasswordResetPayload } from './templates/password-reset'
 
@@ -12,6 +15,9 @@ export type MailPayloads = {
   email_verification: EmailVerificationPayload
   email_changed: EmailChangedPayload
   password_changed: PasswordChangedPayload
+  mfa_enabled: MfaEnabledPayload
+  mfa_disabled: MfaDisabledPayload
+  recovery_codes_regenerated: RecoveryCodesRegeneratedPayload
 }
 export type MailKind = keyof MailPayloads
 
@@ -20,6 +26,9 @@ const templates: { [K in MailKind]: (brand: Brand, payload: MailPayloads[K]) => 
   email_verification: emailVerification,
   email_changed: emailChanged,
   password_changed: passwordChanged,
+  mfa_enabled: mfaEnabled,
+  mfa_disabled: mfaDisabled,
+  recovery_codes_regenerated: recoveryCodesRegenerated,
 }
 
 /** A message to queue: rendered only when the relay delivers it, so the stored row holds data, not markup. */

@@ -1,7 +1,7 @@
 import { Elysia } from 'elysia'
 import { clientAddress } from '../http/client'
 import { authGuard, type GuardDeps } from '../users/guard'
-import { TokenPairBody } from '../auth/model'
+import { MfaRequiredBody, TokenPairBody } from '../auth/model'
 import { ErrorBody, FieldErrorsBody } from '../http/errors'
 import { toUserBody, trimNameAndEmail, User } from '../users/model'
 import { AcceptedBody, ResetConfirmBody, ResetRequestBody, VerifyBody } from './model'
@@ -40,10 +40,11 @@ export const recoveryRoutes = (deps: RecoveryDeps & GuardDeps) =>
     )
     .post('/password/reset/confirm', ({ body, client }) => confirmPasswordReset(deps, body, body.password, client), {
       body: ResetConfirmBody,
-      response: { 200: TokenPairBody, 400: FieldErrorsBody, ...unavailable },
+      response: { 200: TokenPairBody, 400: FieldErrorsBody, 403: MfaRequiredBody, ...unavailable },
       detail: {
         summary: 'Set a new password with the token or the code of a reset message',
-        description: 'Ends every session of the account and starts a new one. A wrong, used or expired token or code is a 400 naming `token` or `code`.',
+        description:
+          'Ends every session of the account and starts a new one. A wrong, used or expired token or code is a 400 naming `token` or `code`. An account with a second factor gets the new password but no session: 403 `mfa_required`, as at the login.',
       },
     })
     .post('/email/verify', async ({ body, client }) => toUserBody(await verifyEmail(deps, body, client), true, deps.files), {

@@ -1,5 +1,6 @@
 import { and, desc, eq, gt, inArray, lt, sql } from 'drizzle-orm'
 import type { Client } from '../http/client'
+import { AUTH_ERRORS } from '../auth/errors'
 import { startSession, type AuthDeps } from '../auth/service'
 import type { Clock } from '../clock'
 import { queryRows, type Database, type Transaction } from '../db'
@@ -23,7 +24,7 @@ export const CODE_ATTEMPTS = 5
 
 type IssueDeps = { clock: Clock; config: Pick<ServiceConfig, 'secretKey' | 'recovery'> }
 
-export type RecoveryDeps = Pick<AuthDeps, 'tokens' | 'sessions'> &
+export type RecoveryDeps = Pick<AuthDeps, 'tokens' | 'sessions' | 'secondFactor'> &
   IssueDeps & {
     db: Database
     config: ServiceConfig
@@ -137,6 +138,9 @@ export async function confirmPasswordReset(deps: RecoveryDeps, proof: Proof, pas
   })
   await deps.userCache.invalidate(user.id)
   deps.metrics.sessionsEnded.inc({ reason: 'password_reset' }, await deps.sessions.endAllForUser(user.id))
+  // A reset proves the mailbox, not the second factor: an account with one gets the login's step-up, not a session.
+  const challenge = await deps.secondFactor?.(user.id)
+  if (challenge) throw AUTH_ERRORS.mfaRequired(challenge.mfaToken, challenge.methods)
   return startSession(deps, user.id, client)
 }
 

@@ -13,7 +13,7 @@ export const SECURITY_EVENT_TYPES = [
   'password_reset',
   'email_changed',
   'email_verified',
-  // Reserved for second factors: defined so the API's type filter and clients know them, written by nothing yet.
+  // A factor confirmed or registered, and one removed (mfa/service.ts); detail: `method`, and `factors_left`.
   'mfa_enabled',
   'mfa_disabled',
   'account_disabled',

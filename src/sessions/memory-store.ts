@@ -80,14 +80,14 @@ export function createMemorySessionStore(options: { clock: Clock }): SessionStor
       byUser.set(input.userId, sids.add(input.sid))
     },
 
-    async isActive(sid: string) {
-      return live(sid) !== undefined
+    async isActive(userId: string, sid: string) {
+      return live(sid)?.userId === userId
     },
 
     // Runs without awaiting, so it is atomic with respect to every other call on this store.
     async rotate(input: RotateInput): Promise<RotateResult> {
       const session = live(input.sid)
-      if (!session) return { kind: 'ended' }
+      if (session?.userId !== input.userId) return { kind: 'ended' }
       const endsAt = session.createdAt + input.maxAgeSeconds * 1000
       if (input.now >= endsAt) {
         remove(input.sid, session)
@@ -114,10 +114,11 @@ export function createMemorySessionStore(options: { clock: Clock }): SessionStor
       return { kind: 'reused' }
     },
 
-    async end(sid: string) {
+    async end(userId: string, sid: string) {
       const session = live(sid)
-      if (session) remove(sid, session)
-      return session !== undefined
+      if (session?.userId !== userId) return false
+      remove(sid, session)
+      return true
     },
 
     async endAllForUser(userId: string, options?: { except?: string }) {
@@ -130,10 +131,6 @@ export function createMemorySessionStore(options: { clock: Clock }): SessionStor
       return liveSessions(userId)
         .map(([sid, { createdAt, lastUsedAt, ip, userAgent }]) => ({ sid, createdAt, lastUsedAt, ip, userAgent }))
         .sort((a, b) => a.createdAt - b.createdAt)
-    },
-
-    async owner(sid: string) {
-      return live(sid)?.userId ?? null
     },
   }
 }

@@ -20,7 +20,9 @@ export type Limit = {
 export type Attempt = RateDecision & { id: string; refusedBy?: number }
 
 /**
- * Sliding-window limiter keyed by caller-chosen strings (e.g. `login:address:<ip>`).
+ * Sliding-window limiter keyed by caller-chosen strings (e.g. `login:address:<ip>`). The limits of one attempt
+ * share their family, the key's first segment (`login`): a Redis Cluster keeps one family in one slot so that
+ * all of an attempt's keys can be counted in one atomic step.
  *
  * An attempt is counted before the work it guards, in one atomic step over all of its limits, so a burst of
  * parallel requests gets no more tries than the same requests one after another; work that turns out
@@ -60,10 +62,15 @@ export function decision(waitMs: number): RateDecision {
     : { allowed: true, retryAfterSeconds: 0 }
 }
 
-/** Checks `enforcedAfter` points at another limit of the same attempt. */
+/** A key's first segment, `login` of `login:account:<email>`: the keys of one attempt must share it. */
+export const keyFamily = (key: string) => key.split(':', 1)[0]!
+
+/** Checks the limits share one family and `enforcedAfter` points at another limit of the same attempt. */
 export function checkLimits(limits: Limit[]) {
   if (limits.length === 0) throw new RangeError('an attempt needs at least one limit')
-  limits.forEach(({ rule, enforcedAfter }, i) => {
+  const family = keyFamily(limits[0]!.key)
+  limits.forEach(({ key, rule, enforcedAfter }, i) => {
+    if (keyFamily(key) !== family) throw new RangeError(`limit ${i} (${key}) is not of the attempt's family ${family}`)
     windowMs(rule)
     if (enforcedAfter !== undefined && !(Number.isInteger(enforcedAfter) && enforcedAfter >= 0 && enforcedAfter < limits.length && enforcedAfter !== i))
       throw new RangeError(`invalid enforcedAfter ${enforcedAfter} for limit ${i}`)

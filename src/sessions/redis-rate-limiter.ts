@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { systemClock, type Clock } from '../clock'
 import type { RedisClient } from '../redis/client'
 import { luaScript, redisCall, runScript } from './redis-scripts'
-import { checkLimits, decision, windowMs, type Limit, type RateLimiter } from './rate-limiter'
+import { checkLimits, decision, keyFamily, windowMs, type Limit, type RateLimiter } from './rate-limiter'
 
 // KEYS: one attempts zset per limit. ARGV: now, member, then per limit: windowMs, limit, enforcedAfter (1-based, 0 = always).
 // Returns {ms until the attempt would be allowed, 1-based index of the refusing limit}, {0, 0} when counted.
@@ -33,10 +33,15 @@ end
 return {0, 0}
 `)
 
-/** Redis-backed {@link RateLimiter}: one sorted set of attempt timestamps per key, TTL'd to the window. */
+/**
+ * Redis-backed {@link RateLimiter}: one sorted set of attempt timestamps per key, TTL'd to the window. A key's
+ * family (see {@link keyFamily}) is its hash tag, so the keys one script counts together share a slot on Redis
+ * Cluster. A family is not spread further: its per-address and per-account keys are shared across attempts
+ * (one address tries many accounts), so no finer tag could put every attempt's keys in one slot.
+ */
 export function createRedisRateLimiter(options: { client: RedisClient; prefix: string; clock?: Clock }): RateLimiter {
   const { client, prefix, clock = systemClock } = options
-  const key = (name: string) => `${prefix}rate:${name}`
+  const key = (name: string) => `${prefix}{rate:${keyFamily(name)}}:${name}`
 
   async function hitAll(limits: Limit[]) {
     checkLimits(limits)

@@ -1,6 +1,6 @@
 import type { TokenPair } from './tokens'
-import { commandDeadlines, REDIS_COMMAND_TIMEOUT_MS, withoutCommandTimeout, type RedisClient } from '../redis/client'
-import { luaScript, redisCall, runScript } from './redis-scripts'
+import { commandDeadlines, isCluster, REDIS_COMMAND_TIMEOUT_MS, withoutCommandTimeout, type RedisClient } from '../redis/client'
+import { luaScript, runScript } from './redis-scripts'
 import {
   sanitizeMetadata,
   type CreateSessionInput,
@@ -11,8 +11,11 @@ import {
   StoreUnavailableError,
 } from './store'
 
-// Scripts touch keys derived from the session hash (the user's index, per-sid keys), which standalone Redis allows;
-// running on Redis Cluster would need hash tags tying a user's keys to one slot.
+// On Redis Cluster every key of a user's sessions carries the user id as its hash tag (`<prefix>{<userId>}:…`),
+// so the user's index and each session's keys share one slot: a script may touch them together. The scripts
+// that walk the index reach per-session keys not listed in KEYS; the cluster serves them because they hash to
+// the slot of the keys that are. Every token carries the user id, so each call can name the user's keys.
+// A single Redis keeps the names earlier releases used, so upgrading it keeps every live session.
 const EXTEND_TTL = `
 local function extendTtl(key, ttl)
   if redis.call('TTL', key) < ttl then redis.call('EXPIRE', key, ttl) end
@@ -39,44 +42,45 @@ redis.call('SADD', KEYS[2], ARGV[2])
 extendTtl(KEYS[2], ttl)
 `)
 
-// KEYS: session, successor. ARGV: indexPrefix, sid, presentedJti, nextJti, pairJson, graceMs, ttl, now, maxAgeMs.
+// KEYS: session, successor, index. ARGV: sid, presentedJti, nextJti, pairJson, graceMs, ttl, now, maxAgeMs.
 // Atomic so that of N concurrent rotations of one token exactly one mints the successor; the others get its pair.
 // Re-adding the sid to the user's index means an evicted index heals, so "log out everywhere" cannot miss it for long.
 // The absolute end is counted from createdAt, so a lowered SESSION_MAX_AGE applies to sessions already running.
 const ROTATE = luaScript(`${EXTEND_TTL}
-local s = redis.call('HMGET', KEYS[1], 'userId', 'jti', 'prevJti', 'rotatedAt', 'createdAt')
+local s = redis.call('HMGET', KEYS[1], 'jti', 'prevJti', 'rotatedAt', 'createdAt')
 if not s[1] then return {'ended'} end
-local graceMs, ttl, now = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local endsAt = tonumber(s[5]) + tonumber(ARGV[9])
+local graceMs, ttl, now = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local endsAt = tonumber(s[4]) + tonumber(ARGV[8])
 if now >= endsAt then
   redis.call('DEL', KEYS[1], KEYS[2])
-  redis.call('SREM', ARGV[1] .. s[1], ARGV[2])
+  redis.call('SREM', KEYS[3], ARGV[1])
   return {'ended'}
 end
 ttl = math.min(ttl, math.ceil((endsAt - now) / 1000))
-if ARGV[3] == s[2] then
-  redis.call('HSET', KEYS[1], 'jti', ARGV[4], 'prevJti', ARGV[3], 'rotatedAt', now, 'lastUsedAt', now)
+if ARGV[2] == s[1] then
+  redis.call('HSET', KEYS[1], 'jti', ARGV[3], 'prevJti', ARGV[2], 'rotatedAt', now, 'lastUsedAt', now)
   redis.call('EXPIRE', KEYS[1], ttl)
-  if graceMs > 0 then redis.call('SET', KEYS[2], ARGV[5], 'PX', graceMs) else redis.call('DEL', KEYS[2]) end
-  redis.call('SADD', ARGV[1] .. s[1], ARGV[2])
-  extendTtl(ARGV[1] .. s[1], ttl)
+  if graceMs > 0 then redis.call('SET', KEYS[2], ARGV[4], 'PX', graceMs) else redis.call('DEL', KEYS[2]) end
+  redis.call('SADD', KEYS[3], ARGV[1])
+  extendTtl(KEYS[3], ttl)
   return {'rotated'}
 end
-if ARGV[3] == s[3] and now - tonumber(s[4]) <= graceMs then
+if ARGV[2] == s[2] and now - tonumber(s[3]) <= graceMs then
   local pair = redis.call('GET', KEYS[2])
   if pair then return {'grace', pair} end
 end
 redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('SREM', ARGV[1] .. s[1], ARGV[2])
+redis.call('SREM', KEYS[3], ARGV[1])
 return {'reused'}
 `)
 
-// KEYS: session, successor. ARGV: indexPrefix, sid.
+// KEYS: session, successor, index. ARGV: sid, userId. Another user's session is not found (a single Redis's
+// session key does not name its user).
 const END = luaScript(`
-local userId = redis.call('HGET', KEYS[1], 'userId')
-if not userId then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('SREM', ARGV[1] .. userId, ARGV[2])
+if redis.call('HGET', KEYS[1], 'userId') ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[1])
 return 1
 `)
 
@@ -107,14 +111,25 @@ end
 return out
 `)
 
-/** Redis-backed {@link SessionStore}; every key lives under `prefix` and carries a TTL. */
+/** The names of a user's session keys: hash-tagged by the user on a cluster, the earlier names on a single Redis. */
+export function sessionKeys(prefix: string, hashTagged: boolean) {
+  const sessionPrefix = (userId: string) => (hashTagged ? `${prefix}{${userId}}:session:` : `${prefix}session:`)
+  const sessionKey = (userId: string, sid: string) => sessionPrefix(userId) + sid
+  return {
+    sessionPrefix,
+    sessionKey,
+    successorKey: (userId: string, sid: string) => `${sessionKey(userId, sid)}:successor`,
+    indexKey: (userId: string) => (hashTagged ? `${prefix}{${userId}}:sessions` : `${prefix}user-sessions:${userId}`),
+  }
+}
+
+/**
+ * Redis-backed {@link SessionStore}; every key lives under `prefix` and carries a TTL; on a cluster one user's keys
+ * share a hash slot (see above).
+ */
 export function createRedisSessionStore(options: { client: RedisClient; prefix: string }): SessionStore {
   const { client, prefix } = options
-  const sessionPrefix = `${prefix}session:`
-  const indexPrefix = `${prefix}user-sessions:`
-  const sessionKey = (sid: string) => sessionPrefix + sid
-  const successorKey = (sid: string) => `${sessionPrefix}${sid}:successor`
-  const indexKey = (userId: string) => indexPrefix + userId
+  const { sessionPrefix, sessionKey, successorKey, indexKey } = sessionKeys(prefix, isCluster(client))
   // The session check runs on every authenticated request: bounded by one shared timer instead of one each.
   const untimed = withoutCommandTimeout(client)
   const deadlines = commandDeadlines(REDIS_COMMAND_TIMEOUT_MS)
@@ -125,9 +140,9 @@ export function createRedisSessionStore(options: { client: RedisClient; prefix: 
       await runScript(
         client,
         CREATE,
-        [sessionKey(input.sid), indexKey(input.userId)],
+        [sessionKey(input.userId, input.sid), indexKey(input.userId)],
         [
-          sessionPrefix,
+          sessionPrefix(input.userId),
           input.sid,
           input.userId,
           input.refreshJti,
@@ -140,9 +155,10 @@ export function createRedisSessionStore(options: { client: RedisClient; prefix: 
     },
 
     // Every authenticated request's one round trip: without redisCall's async wrapper or a timer of its own.
-    isActive: (sid: string) =>
-      deadlines.within(untimed.exists(sessionKey(sid))).then(
-        (found) => found === 1,
+    // Whose the session is, not only that it exists: on a single Redis the key does not name its user.
+    isActive: (userId: string, sid: string) =>
+      deadlines.within(untimed.hGet(sessionKey(userId, sid), 'userId')).then(
+        (owner) => owner === userId,
         (err: unknown) => {
           throw new StoreUnavailableError(err)
         },
@@ -156,9 +172,8 @@ export function createRedisSessionStore(options: { client: RedisClient; prefix: 
       const reply = await runScript(
         client,
         ROTATE,
-        [sessionKey(input.sid), successorKey(input.sid)],
+        [sessionKey(input.userId, input.sid), successorKey(input.userId, input.sid), indexKey(input.userId)],
         [
-          indexPrefix,
           input.sid,
           input.presentedJti,
           input.next.refreshJti,
@@ -172,23 +187,19 @@ export function createRedisSessionStore(options: { client: RedisClient; prefix: 
       return parseRotateReply(reply)
     },
 
-    async end(sid: string) {
-      const reply = await runScript(client, END, [sessionKey(sid), successorKey(sid)], [indexPrefix, sid])
+    async end(userId: string, sid: string) {
+      const reply = await runScript(client, END, [sessionKey(userId, sid), successorKey(userId, sid), indexKey(userId)], [sid, userId])
       return reply === 1
     },
 
     async endAllForUser(userId: string, options?: { except?: string }) {
-      const reply = await runScript(client, END_ALL, [indexKey(userId)], [sessionPrefix, options?.except ?? ''])
+      const reply = await runScript(client, END_ALL, [indexKey(userId)], [sessionPrefix(userId), options?.except ?? ''])
       return Number(reply)
     },
 
     async list(userId: string) {
-      const reply = await runScript(client, LIST, [indexKey(userId)], [sessionPrefix])
+      const reply = await runScript(client, LIST, [indexKey(userId)], [sessionPrefix(userId)])
       return (reply as unknown[][]).map(parseSessionRow).sort((a, b) => a.createdAt - b.createdAt)
-    },
-
-    async owner(sid: string) {
-      return (await redisCall(() => client.hGet(sessionKey(sid), 'userId'))) ?? null
     },
   }
 }

@@ -12,6 +12,7 @@ export type CreateSessionInput = {
 }
 
 export type RotateInput = {
+  userId: string
   sid: string
   presentedJti: string
   next: { refreshJti: string; pair: TokenPair }
@@ -34,15 +35,19 @@ export type SessionInfo = {
   userAgent: string | null
 }
 
-/** Token families: one per login, revoked by deleting it, checked on every request. */
+/**
+ * Token families: one per login, revoked by deleting it, checked on every request. A session is named by its
+ * user and its id together (every token carries both), so a store can keep one user's sessions side by side
+ * (on Redis Cluster: in one hash slot); a sid under another user is not found.
+ */
 export interface SessionStore {
   create(input: CreateSessionInput): Promise<void>
-  isActive(sid: string): Promise<boolean>
+  isActive(userId: string, sid: string): Promise<boolean>
   rotate(input: RotateInput): Promise<RotateResult>
-  end(sid: string): Promise<boolean>
+  /** Ends the user's session `sid`; false when the user has no such live session. */
+  end(userId: string, sid: string): Promise<boolean>
   endAllForUser(userId: string, options?: { except?: string }): Promise<number>
   list(userId: string): Promise<SessionInfo[]>
-  owner(sid: string): Promise<string | null>
 }
 
 /** The backing store could not be reached: the request fails whole, and the client may retry. */

@@ -16,6 +16,8 @@ export type TokenClaims = {
   sid: string
   /** Refresh tokens: when the session's login happened (epoch seconds), carried through rotation; absent on tokens issued before it was added. */
   auth_time?: number
+  /** How the session's login was proven (RFC 8176: `pwd`, `otp`, ...): only on sessions that used a second factor or a passkey; carried through rotation. */
+  amr?: string[]
 }
 
 export type TokenPair = { access: string; refresh: string }
@@ -49,7 +51,7 @@ export async function createTokens(settings: TokenSettings, clock: Clock) {
   const codec = settings.privateKeyPem ? await asymmetricCodec(settings.privateKeyPem, settings, clock) : hs256Codec(settings, clock)
   const lifetime = { access: settings.accessSeconds, refresh: settings.refreshSeconds }
 
-  const sign = (type: TokenType, userId: string, sid: string, jti: string, iat: number, authTime: number) =>
+  const sign = (type: TokenType, userId: string, sid: string, jti: string, iat: number, authTime: number, amr?: string[]) =>
     codec.sign({
       token_type: type,
       user_id: userId,
@@ -58,6 +60,7 @@ export async function createTokens(settings: TokenSettings, clock: Clock) {
       exp: Math.min(iat + lifetime[type], authTime + (settings.sessionMaxAgeSeconds ?? Infinity)),
       jti,
       ...(type === 'refresh' && { auth_time: authTime }),
+      ...(amr && { amr }),
       ...(settings.audience && { aud: settings.audience }),
       ...(settings.issuer && { iss: settings.issuer }),
     })
@@ -69,14 +72,14 @@ export async function createTokens(settings: TokenSettings, clock: Clock) {
     /**
      * A new access and refresh token for one session; `refreshJti` identifies the refresh token for rotation.
      * `authTime` is the session's login (epoch seconds; now for a new session): neither token outlives the
-     * session's absolute end.
+     * session's absolute end. `amr`, when given, goes into both (the old fleet ignores the extra claim).
      */
-    async issuePair(userId: string, sid: string, authTime?: number) {
+    async issuePair(userId: string, sid: string, authTime?: number, amr?: string[]) {
       const iat = Math.floor(clock.now() / 1000)
       const refreshJti = newJti()
       const [access, refresh] = await Promise.all([
-        sign('access', userId, sid, newJti(), iat, authTime ?? iat),
-        sign('refresh', userId, sid, refreshJti, iat, authTime ?? iat),
+        sign('access', userId, sid, newJti(), iat, authTime ?? iat, amr),
+        sign('refresh', userId, sid, refreshJti, iat, authTime ?? iat, amr),
       ])
       return { pair: { access, refresh } satisfies TokenPair, refreshJti }
     },
@@ -97,6 +100,7 @@ function checkClaims(verified: Record<string, unknown> | null, expected: TokenTy
   // user_id goes into a uuid column, so anything else must fail here, not in the database.
   if (!claims || claims.token_type !== expected || !isUuid(claims.user_id) || typeof claims.sid !== 'string') return null
   if (claims.auth_time !== undefined && !Number.isSafeInteger(claims.auth_time)) return null
+  if (claims.amr !== undefined && !(Array.isArray(claims.amr) && claims.amr.every((method) => typeof method === 'string'))) return null
   return claims as TokenClaims
 }
 

@@ -1,6 +1,6 @@
 import type { Clock } from '../clock'
 import type { Database } from '../db'
-import type { RedisClient } from '../redis/client'
+import { isCluster, type RedisClient } from '../redis/client'
 import { findUserById } from './lookup'
 import type { UserRow } from './table'
 
@@ -82,24 +82,45 @@ export function createUserCache(options: { db: Database; clock: Clock; ttlMs: nu
   }
 }
 
-/** The bus on Redis pub/sub; subscribing needs a connection of its own. */
+/**
+ * The bus on Redis pub/sub; subscribing needs a connection of its own. On a cluster it is sharded pub/sub
+ * (SPUBLISH/SSUBSCRIBE): the channel lives on the master of its slot alone, where classic PUBLISH would be
+ * relayed over the cluster bus to every node; the client follows the channel's slot to a promoted replica.
+ */
 export function redisInvalidationBus(client: RedisClient, channel: string): InvalidationBus {
   let subscriber: RedisClient | undefined
   return {
     async publish(userId) {
       // Best effort: a lost message is covered by the TTL, and must not fail the change that committed.
-      await client.publish(channel, userId).catch(() => {})
+      await (isCluster(client) ? client.sPublish(channel, userId) : client.publish(channel, userId)).catch(() => {})
     },
     async subscribe(onMessage, onGap) {
-      subscriber = client.duplicate()
-      subscriber.on('error', () => {})
+      if (isCluster(client)) {
+        // Only the connection to the channel's master: the subscriber sends no keyed commands.
+        const cluster = client.duplicate({ minimizeConnections: true })
+        subscriber = cluster
+        cluster.on('error', () => {})
+        cluster.on('node-error', () => {})
+        // Any node connection of the subscriber that comes back may have missed messages meanwhile.
+        let connected = false
+        cluster.on('node-ready', () => {
+          if (connected) onGap()
+        })
+        await cluster.connect()
+        await cluster.sSubscribe(channel, onMessage)
+        connected = true
+        return
+      }
+      const standalone = client.duplicate()
+      subscriber = standalone
+      standalone.on('error', () => {})
       let connectedOnce = false
-      subscriber.on('ready', () => {
+      standalone.on('ready', () => {
         if (connectedOnce) onGap()
         connectedOnce = true
       })
-      await subscriber.connect()
-      await subscriber.subscribe(channel, onMessage)
+      await standalone.connect()
+      await standalone.subscribe(channel, onMessage)
     },
     async close() {
       subscriber?.destroy()

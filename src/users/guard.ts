@@ -24,7 +24,7 @@ export const authGuard = ({ tokens, sessions, userCache }: GuardDeps) => {
     const claims = tokens.verifySync ? tokens.verifySync(token, 'access') : await tokens.verify(token, 'access')
     if (!claims) throw SESSION_ERRORS.accessTokenNotValid()
     // One round trip to the session store; the user usually comes from memory, else from the database meanwhile.
-    const active = sessions.isActive(claims.sid)
+    const active = sessions.isActive(claims.user_id, claims.sid)
     const user = userCache.peek(claims.user_id) ?? (await Promise.all([active, userCache.get(claims.user_id)]))[1]
     if (!(await active)) throw SESSION_ERRORS.tokenNotValid()
     if (!user) throw SESSION_ERRORS.unknownUser()

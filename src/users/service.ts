@@ -200,7 +200,7 @@ export async function updateUser(
  * thief holding the token can use up the limit and so delay the owner's own change for one window; the
  * owner can end that token at once by logging out everywhere.
  */
-async function checkCurrentPassword(deps: Pick<UsersDeps, 'passwords'> & PasswordCheckDeps, user: UserRow, password: string) {
+export async function checkCurrentPassword(deps: Pick<UsersDeps, 'passwords'> & PasswordCheckDeps, user: UserRow, password: string) {
   const key = `current-password:user:${user.id}`
   const decision = await deps.limiter.hit(key, deps.config.limits.currentPasswordPerUser)
   if (!decision.allowed) {

@@ -9,13 +9,12 @@ import { openPglite, openPostgres, type DbHandle } from '../../src/db'
 import { buildDeps, type Stores } from '../../src/deps'
 import type { Publisher } from '../../src/events/publisher'
 import { createLogger, type Logger } from '../../src/logger'
-import { connectRedis } from '../../src/redis/client'
+import { connectTestRedis, deletePrefix, type RedisKind } from './redis'
 import { createLocalFileStore, type FileStore } from '../../src/storage/files'
-import { deletePrefixed } from './redis'
 
 export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 export const TEST_SECRET = 'test-secret-key-that-is-long-enough-for-hs256'
-export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+export { TEST_REDIS_URL } from './redis'
 
 /** A database of its own on the machine's Postgres, dropped by `drop()`. */
 export async function createTestDatabase(label: string) {
@@ -35,10 +34,12 @@ export async function createTestDatabase(label: string) {
 
 export type TestAppOptions = {
   driver?: 'postgres' | 'pglite'
-  store?: 'redis' | 'memory'
+  /** Sessions and rate limits on the machine's Redis, the local Redis Cluster, or in process. */
+  store?: RedisKind | 'memory'
   env?: Record<string, string>
   label?: string
-  redisUrl?: string
+  /** Another Redis than the default: a URL, or with `store: 'cluster'` the cluster's seed nodes. */
+  redisUrl?: string | string[]
   /** Another instance of the same deployment: the same database, Redis keys and clock, over connections of its own. */
   sameDeploymentAs?: Deployment
   /** Builds the app's RabbitMQ publisher from its config; none by default, so events stay in the outbox. */
@@ -60,15 +61,19 @@ type TestRedis = Awaited<ReturnType<typeof createTestRedis>>
 export type TestApp = Awaited<ReturnType<typeof createTestApp>>
 
 /** A Redis key prefix of its own, whose keys `clear()` deletes. */
-export async function createTestRedis(label: string, url = TEST_REDIS_URL, prefix = `test:${label}:${crypto.randomUUID().slice(0, 8)}:`) {
-  const client = await connectRedis(url, { info: () => {}, warn: () => {} })
+export async function createTestRedis(
+  label: string,
+  url?: string | string[],
+  prefix = `test:${label}:${crypto.randomUUID().slice(0, 8)}:`,
+  kind: RedisKind = 'redis',
+) {
+  const client = await connectTestRedis(kind, url)
   return {
     client,
+    kind,
     url,
     prefix,
-    async clear() {
-      await deletePrefixed(client, prefix)
-    },
+    clear: () => deletePrefix(client, prefix),
     async close() {
       await this.clear().catch(() => {})
       client.destroy()
@@ -102,10 +107,10 @@ export async function createTestApp(options: TestAppOptions = {}) {
   const shared = sameDeploymentAs?.redis
   if (shared) {
     // Its own connection to the same keys, as another instance of the service would have.
-    redis = await createTestRedis(label, shared.url, shared.prefix)
+    redis = await createTestRedis(label, shared.url, shared.prefix, shared.kind)
     cleanups.unshift(async () => redis!.client.destroy())
-  } else if (!sameDeploymentAs && store === 'redis') {
-    redis = await createTestRedis(label, options.redisUrl)
+  } else if (!sameDeploymentAs && store !== 'memory') {
+    redis = await createTestRedis(label, options.redisUrl, undefined, store)
     cleanups.unshift(() => redis!.close())
   }
 
