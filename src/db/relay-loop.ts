@@ -1,4 +1,5 @@
-import { sql } from 'drizzle-orm'
+import { and, isNotNull, isNull, or, sql } from 'drizzle-orm'
+import type { PgColumn, PgTable } from 'drizzle-orm/pg-core'
 import { backoffDelay } from '../backoff'
 import type { Clock } from '../clock'
 import type { Logger } from '../logger'
@@ -185,4 +186,31 @@ async function tryLock(tx: Database, key: number): Promise<boolean> {
     | { locked: boolean }[]
     | { rows: { locked: boolean }[] }
   return (Array.isArray(rows) ? rows : rows.rows)[0]?.locked === true
+}
+
+/** What waits in an outbox: rows neither delivered nor given up on, rows given up on, and the age of the oldest waiting. */
+export type Backlog = { pending: number; failed: number; oldestPendingMs: number | null }
+
+/** An outbox's backlog, read in one query; `deliveredAt`, `failedAt` and `createdAt` are its timestamp columns. */
+export async function readBacklog(
+  db: Database,
+  clock: Clock,
+  outbox: { table: PgTable; deliveredAt: PgColumn; failedAt: PgColumn; createdAt: PgColumn },
+): Promise<Backlog> {
+  const { table, deliveredAt, failedAt, createdAt } = outbox
+  const [counts] = await db
+    .select({
+      pending: sql<number>`count(*) filter (where ${failedAt} is null)`.mapWith(Number),
+      failed: sql<number>`count(*) filter (where ${failedAt} is not null)`.mapWith(Number),
+      oldest: sql<Date | null>`min(${createdAt}) filter (where ${failedAt} is null)`.mapWith((value) => createdAt.mapFromDriverValue(value) as Date | null),
+    })
+    .from(table)
+    // Written to match the two partial indexes; failed rows are never delivered.
+    .where(or(and(isNull(deliveredAt), isNull(failedAt)), isNotNull(failedAt)))
+  const oldest = counts?.oldest
+  return {
+    pending: counts?.pending ?? 0,
+    failed: counts?.failed ?? 0,
+    oldestPendingMs: oldest ? Math.max(0, clock.now() - oldest.getTime()) : null,
+  }
 }

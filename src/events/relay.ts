@@ -1,8 +1,8 @@
-import { and, asc, eq, inArray, isNotNull, isNull, lt, notExists, or, sql } from 'drizzle-orm'
+import { and, asc, eq, inArray, isNotNull, isNull, lt, notExists } from 'drizzle-orm'
 import { alias } from 'drizzle-orm/pg-core'
 import type { Clock } from '../clock'
 import type { Database, DbHandle } from '../db'
-import { startRelayLoop, type CycleResult } from '../db/relay-loop'
+import { readBacklog, startRelayLoop, type CycleResult } from '../db/relay-loop'
 import type { Logger } from '../logger'
 import { PublishError, type OutboundEvent, type Publisher } from './publisher'
 import { outboxEvents, type OutboxRow } from './table'
@@ -181,22 +181,6 @@ function onePerUser(rows: OutboxRow[]): OutboxRow[] {
 const toOutboundEvent = (row: OutboxRow): OutboundEvent => ({ id: row.id, name: row.name, payload: row.payload, createdAt: row.createdAt })
 
 async function outboxStatus(db: Database, clock: Clock, broker: RelayStatus['broker'], lastError: string | null): Promise<RelayStatus> {
-  const { failedAt, publishedAt, createdAt } = outboxEvents
-  const [counts] = await db
-    .select({
-      pending: sql<number>`count(*) filter (where ${failedAt} is null)`.mapWith(Number),
-      failed: sql<number>`count(*) filter (where ${failedAt} is not null)`.mapWith(Number),
-      oldest: sql<Date | null>`min(${createdAt}) filter (where ${failedAt} is null)`.mapWith(createdAt),
-    })
-    .from(outboxEvents)
-    // Written to match the two partial indexes; failed rows are never published.
-    .where(or(and(isNull(publishedAt), isNull(failedAt)), isNotNull(failedAt)))
-  const oldest = counts?.oldest
-  return {
-    broker,
-    pending: counts?.pending ?? 0,
-    failed: counts?.failed ?? 0,
-    oldestPendingMs: oldest ? Math.max(0, clock.now() - oldest.getTime()) : null,
-    lastError,
-  }
+  const { publishedAt: deliveredAt, failedAt, createdAt } = outboxEvents
+  return { broker, ...(await readBacklog(db, clock, { table: outboxEvents, deliveredAt, failedAt, createdAt })), lastError }
 }

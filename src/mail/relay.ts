@@ -1,8 +1,8 @@
-import { and, asc, eq, isNotNull, isNull, lt, lte, or, sql } from 'drizzle-orm'
+import { and, asc, eq, isNull, lt, lte } from 'drizzle-orm'
 import { backoffDelay } from '../backoff'
 import type { Clock } from '../clock'
 import type { Database, DbHandle } from '../db'
-import { startRelayLoop, type CycleResult } from '../db/relay-loop'
+import { readBacklog, startRelayLoop, type CycleResult } from '../db/relay-loop'
 import type { Logger } from '../logger'
 import { renderMail } from './messages'
 import { mailOutbox, type MailRow } from './table'
@@ -161,21 +161,6 @@ export function createMailRelay(deps: MailRelayDeps): MailRelay {
 const errorMessage = (error: unknown) => (error instanceof Error ? error.message : String(error))
 
 async function mailStatus(db: Database, clock: Clock, transport: MailStatus['transport'], lastError: string | null): Promise<MailStatus> {
-  const { failedAt, sentAt, createdAt } = mailOutbox
-  const [counts] = await db
-    .select({
-      pending: sql<number>`count(*) filter (where ${failedAt} is null)`.mapWith(Number),
-      failed: sql<number>`count(*) filter (where ${failedAt} is not null)`.mapWith(Number),
-      oldest: sql<Date | null>`min(${createdAt}) filter (where ${failedAt} is null)`.mapWith(createdAt),
-    })
-    .from(mailOutbox)
-    .where(or(and(isNull(sentAt), isNull(failedAt)), isNotNull(failedAt)))
-  const oldest = counts?.oldest
-  return {
-    transport,
-    pending: counts?.pending ?? 0,
-    failed: counts?.failed ?? 0,
-    oldestPendingMs: oldest ? Math.max(0, clock.now() - oldest.getTime()) : null,
-    lastError,
-  }
+  const { sentAt: deliveredAt, failedAt, createdAt } = mailOutbox
+  return { transport, ...(await readBacklog(db, clock, { table: mailOutbox, deliveredAt, failedAt, createdAt })), lastError }
 }
