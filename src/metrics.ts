@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { Backlog } from './db/relay-loop'
 import type { Relay } from './events/relay'
 
 export type Metrics = ReturnType<typeof createMetrics>
@@ -60,8 +61,6 @@ export function createMetrics() {
     },
   }
 }
-
-type Backlog = { pending: number; failed: number; oldestPendingMs: number | null }
 
 /** A relay's backlog as three gauges (pending, failed, oldest pending in seconds), read from its outbox at each scrape. */
 export function backlogGauges(

@@ -2,7 +2,7 @@ import { and, asc, eq, inArray, isNotNull, isNull, lt, notExists } from 'drizzle
 import { alias } from 'drizzle-orm/pg-core'
 import type { Clock } from '../clock'
 import type { Database, DbHandle } from '../db'
-import { readBacklog, startRelayLoop, type CycleResult } from '../db/relay-loop'
+import { readBacklog, startRelayLoop, type Backlog, type CycleResult, type RelayLoop } from '../db/relay-loop'
 import type { Logger } from '../logger'
 import { PublishError, type OutboundEvent, type Publisher } from './publisher'
 import { outboxEvents, type OutboxRow } from './table'
@@ -33,22 +33,10 @@ export type RelayOptions = {
   backoff?: { initialMs: number; maxMs: number }
 }
 
-export type RelayStatus = {
-  broker: 'not-configured' | 'connected' | 'disconnected'
-  pending: number
-  failed: number
-  oldestPendingMs: number | null
-  lastError: string | null
-}
+export type RelayStatus = Backlog & { broker: 'not-configured' | 'connected' | 'disconnected'; lastError: string | null }
 
-/** The background publisher of the outbox. */
-export type Relay = {
-  /** Runs a cycle soon, unless one is running (then it runs again after) or a failure backoff is pending. */
-  wake(): void
-  /** Stops the loop after flushing what it can before the deadline; what is left stays in the outbox. */
-  stop(options: { deadlineMs: number }): Promise<void>
-  status(): Promise<RelayStatus>
-}
+/** The background publisher of the outbox (what `stop` leaves stays in the outbox). */
+export type Relay = RelayLoop & { status(): Promise<RelayStatus> }
 
 export type RelayDeps = {
   database: DbHandle

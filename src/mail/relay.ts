@@ -2,7 +2,7 @@ import { and, asc, eq, isNull, lt, lte } from 'drizzle-orm'
 import { backoffDelay } from '../backoff'
 import type { Clock } from '../clock'
 import type { Database, DbHandle } from '../db'
-import { readBacklog, startRelayLoop, type CycleResult } from '../db/relay-loop'
+import { readBacklog, startRelayLoop, type Backlog, type CycleResult, type RelayLoop } from '../db/relay-loop'
 import type { Logger } from '../logger'
 import { renderMail } from './messages'
 import { mailOutbox, type MailRow } from './table'
@@ -33,22 +33,10 @@ export type MailRelayOptions = {
   backoff: { initialMs: number; maxMs: number }
 }
 
-export type MailStatus = {
-  transport: MailTransport['kind']
-  pending: number
-  failed: number
-  oldestPendingMs: number | null
-  lastError: string | null
-}
+export type MailStatus = Backlog & { transport: MailTransport['kind']; lastError: string | null }
 
-/** The background sender of the mail outbox. */
-export type MailRelay = {
-  /** Runs a cycle soon, unless one is running (then again after it) or a server failure's backoff is pending. */
-  wake(): void
-  /** Stops after delivering what it can before the deadline; what is left stays queued for the next start. */
-  stop(options: { deadlineMs: number }): Promise<void>
-  status(): Promise<MailStatus>
-}
+/** The background sender of the mail outbox (what `stop` leaves stays queued for the next start). */
+export type MailRelay = RelayLoop & { status(): Promise<MailStatus> }
 
 export type MailRelayDeps = {
   database: DbHandle
