@@ -7,16 +7,18 @@ import { join } from 'node:path'
 import { connect, type Channel } from 'amqplib'
 import { sql } from 'drizzle-orm'
 import { HASHING_PARALLELISM } from '../src/users/passwords'
-import { createTokens } from '../src/sessions/tokens'
+import { createTokens, type TokenPair, type Tokens } from '../src/sessions/tokens'
 import { systemClock } from '../src/clock'
 import { loadConfig, type Config } from '../src/config'
 import { openPostgres } from '../src/db'
 import { connectRedis } from '../src/redis/client'
 import { createRedisSessionStore } from '../src/sessions/redis-store'
+import type { SessionStore } from '../src/sessions/store'
 import { users } from '../src/users/table'
 import { createTestDatabase, TEST_REDIS_URL } from '../test/support/app'
 import { BROKER_URL } from '../test/support/broker'
 import { freePort } from '../test/support/process'
+import { deletePrefix } from '../test/support/redis'
 import { formatMarkdown, type Report, type Row } from './report'
 import { problems, wrk, wrkVersion, type WrkResult, type WrkRun } from './wrk'
 
@@ -71,7 +73,46 @@ async function bench(): Promise<number> {
 
   const queue = `bench.users.${run}`
   const secret = crypto.randomUUID() + crypto.randomUUID()
-  const serviceEnv = {
+  const serviceEnv = benchEnv(queue, secret)
+  const config = loadConfig(serviceEnv)
+  const tokens = await createTokens({ secret, accessSeconds: config.accessTokenSeconds, refreshSeconds: config.refreshTokenSeconds }, systemClock)
+  const { rows, row } = createRows()
+
+  await measureBaselines(row, tokens, secret)
+  const { database, redis, channel } = await openBackends(serviceEnv, queue)
+  const serve = [join(ROOT, 'src/main.ts'), 'serve']
+  const service = await startServer(serve, { ...serviceEnv, DATABASE_URL: database.url, DATA_DIR: join(scratch, 'data') }, '/health/ready', drainOutbox)
+  const ids = await seed(database.url, config)
+  progress(`service started, ${SEEDED_USERS} users seeded`)
+  const sessions = createRedisSessionStore({ client: redis, prefix: serviceEnv.REDIS_KEY_PREFIX })
+  const mint = tokenMinter(tokens, sessions, config)
+  const bench: BenchRun = { rows, row, service, api: `${service.base}/api/users`, ids, mint, as: async (userId) => ({ authorization: `JWT ${(await mint([userId]))[0]!.access}` }) }
+
+  const me = await measureReads(bench, { serve, serviceEnv, databaseUrl: database.url })
+  await measureWrites(bench, channel, queue, me)
+  await service.settle()
+  await measureLogins(bench, config)
+  // Logins still hashing when wrk stops would meet a closed database pool at shutdown.
+  await service.settle()
+
+  machine.loadAverage.end = loadavg()[0]!
+  return writeReport(machine, rows, config)
+}
+
+/** What the rows of one run share: where they are kept, the service under test, its seeded users, and tokens for them. */
+type BenchRun = {
+  rows: Row[]
+  row: (key: string, label: string, result: Measured) => Row
+  service: Server
+  api: string
+  ids: string[]
+  mint: (userIds: string[]) => Promise<TokenPair[]>
+  as: (userId: string) => Promise<Record<string, string>>
+}
+
+/** The environment of the service under test: its own Redis keys and queue, and limits out of the way. */
+function benchEnv(queue: string, secret: string) {
+  return {
     SECRET_KEY: secret,
     REDIS_URL: TEST_REDIS_URL,
     REDIS_KEY_PREFIX: `bench:${run}:`,
@@ -89,8 +130,10 @@ async function bench(): Promise<number> {
     LOGIN_FAILURES_PER_ADDRESS: '1000000000',
     REGISTRATIONS_PER_ADDRESS: '1000000000',
   }
-  const config = loadConfig(serviceEnv)
-  const tokens = await createTokens({ secret, accessSeconds: config.accessTokenSeconds, refreshSeconds: config.refreshTokenSeconds }, systemClock)
+}
+
+/** The report's rows, each announced as it is measured. */
+function createRows() {
   const rows: Row[] = []
   const row = (key: string, label: string, result: Measured) => {
     const entry: Row = { key, label, ...result, problems: problems(result) }
@@ -98,7 +141,11 @@ async function bench(): Promise<number> {
     progress(`${label}: ${Math.round(result.requestsPerSecond)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms${entry.problems.length ? ` — ${entry.problems.join(', ')}` : ''}`)
     return entry
   }
+  return { rows, row }
+}
 
+/** The ceilings: a bare Bun.serve, and a server that only verifies the token. */
+async function measureBaselines(row: BenchRun['row'], tokens: Tokens, secret: string) {
   const baselineUser = crypto.randomUUID()
   const baselineToken = (await tokens.issuePair(baselineUser, crypto.randomUUID())).pair.access
   for (const [key, label, file] of [['bare', 'baseline: bare Bun.serve', 'bare'], ['jwt', 'baseline: JWT verify only', 'jwt-verify']] as const) {
@@ -106,12 +153,15 @@ async function bench(): Promise<number> {
     row(key, label, await measure(server, async (seconds) => ({ url: `${server.base}/api/users/me/`, seconds, ...LOAD, headers: { authorization: `JWT ${baselineToken}` } })))
     await server.stop()
   }
+}
 
+/** A fresh database, the Redis client and an AMQP channel, each with its cleanup registered. */
+async function openBackends(serviceEnv: ReturnType<typeof benchEnv>, queue: string) {
   const database = await createTestDatabase('bench')
   cleanups.push(database.drop)
   const redis = await connectRedis(TEST_REDIS_URL, { info: () => {}, warn: () => {} })
   cleanups.push(async () => {
-    for await (const keys of redis.scanIterator({ MATCH: `${serviceEnv.REDIS_KEY_PREFIX}*`, COUNT: 1000 })) if (keys.length) await redis.del(keys)
+    await deletePrefix(redis, serviceEnv.REDIS_KEY_PREFIX)
     redis.destroy()
   })
   const amqp = await connect(BROKER_URL)
@@ -121,14 +171,12 @@ async function bench(): Promise<number> {
     await channel.deleteExchange(serviceEnv.EVENTS_EXCHANGE)
     await amqp.close()
   })
+  return { database, redis, channel }
+}
 
-  const serve = [join(ROOT, 'src/main.ts'), 'serve']
-  const service = await startServer(serve, { ...serviceEnv, DATABASE_URL: database.url, DATA_DIR: join(scratch, 'data') }, '/health/ready', drainOutbox)
-  const ids = await seed(database.url, config)
-  progress(`service started, ${SEEDED_USERS} users seeded`)
-  const sessions = createRedisSessionStore({ client: redis, prefix: serviceEnv.REDIS_KEY_PREFIX })
-  // What /login does once the password is right: login itself is hash-bound, far too slow to make thousands.
-  const mint = async (userIds: string[]) => {
+/** Token pairs with live sessions, made as /login makes them once the password is right: login itself is hash-bound, far too slow to make thousands. */
+function tokenMinter(tokens: Tokens, sessions: SessionStore, config: Config) {
+  return async (userIds: string[]) => {
     const pairs = []
     for (let i = 0; i < userIds.length; i += 500)
       pairs.push(...(await Promise.all(userIds.slice(i, i + 500).map(async (userId) => {
@@ -139,25 +187,32 @@ async function bench(): Promise<number> {
       }))))
     return pairs
   }
-  const tokenFile = async (lines: string[]) => {
-    const file = join(scratch, `tokens-${crypto.randomUUID()}.txt`)
-    await Bun.write(file, `${lines.join('\n')}\n`)
-    return file
-  }
-  const as = async (userId: string) => ({ authorization: `JWT ${(await mint([userId]))[0]!.access}` })
-  const api = `${service.base}/api/users`
-  const json = { 'content-type': 'application/json' }
+}
 
+async function tokenFile(lines: string[]) {
+  const file = join(scratch, `tokens-${crypto.randomUUID()}.txt`)
+  await Bun.write(file, `${lines.join('\n')}\n`)
+  return file
+}
+
+/** GET /me (also at LOG_LEVEL=info), another user, and the directory; returns the /me row, which sizes the refresh pool. */
+async function measureReads({ row, service, api, ids, as }: BenchRun, logged: { serve: string[]; serviceEnv: ReturnType<typeof benchEnv>; databaseUrl: string }) {
   const me = row('me', 'GET /me', await measure(service, async (seconds) => ({ url: `${api}/me/`, seconds, ...LOAD, headers: await as(ids[0]!) })))
   // The same at the default log level, from a second instance on the same database and Redis keys: one
   // access-log line a request, serialised and written to stdout (here /dev/null, so no reader slows it).
-  const logging = await startServer(serve, { ...serviceEnv, LOG_LEVEL: 'info', DATABASE_URL: database.url, DATA_DIR: join(scratch, 'data-info') }, '/health/ready', drainOutbox, 'ignore')
+  const { serve, serviceEnv, databaseUrl } = logged
+  const logging = await startServer(serve, { ...serviceEnv, LOG_LEVEL: 'info', DATABASE_URL: databaseUrl, DATA_DIR: join(scratch, 'data-info') }, '/health/ready', drainOutbox, 'ignore')
   row('me-info', 'GET /me at LOG_LEVEL=info', await measure(logging, async (seconds) => ({ url: `${logging.base}/api/users/me/`, seconds, ...LOAD, headers: await as(ids[0]!) })))
   await logging.stop()
   row('user', 'GET /users/{id}', await measure(service, async (seconds) => ({ url: `${api}/${ids[1]}/`, seconds, ...LOAD, headers: await as(ids[0]!) })))
   const directoryIds = ids.slice(1, 1 + DIRECTORY_IDS).join(',')
   row('directory', `GET /users/?ids= (${DIRECTORY_IDS} ids)`, await measure(service, async (seconds) => ({ url: `${api}/?ids=${directoryIds}`, seconds, ...LOAD, headers: await as(ids[0]!) })))
+  return me
+}
 
+/** Event latency, PUT /update with the outbox backlog it leaves, and POST /refresh. */
+async function measureWrites({ rows, row, service, api, ids, mint, as }: BenchRun, channel: Channel, queue: string, me: Row) {
+  const json = { 'content-type': 'application/json' }
   const events = await measureEventLatency(channel, queue, `${api}/update/`, await as(ids[1]!))
   rows.push(events)
   progress(`${events.label}: p50 ${events.p50Ms.toFixed(2)} ms, p99 ${events.p99Ms.toFixed(2)} ms${events.problems.length ? ` — ${events.problems.join(', ')}` : ''}`)
@@ -175,9 +230,12 @@ async function bench(): Promise<number> {
     const pool = await mint(Array.from({ length: size }, (_, i) => ids[i % ids.length]!))
     return { url: `${api}/refresh/`, seconds, ...LOAD, headers: json, script: { name: 'refresh', args: [await tokenFile(pool.map((pair) => pair.refresh)), THREADS] } }
   }))
+}
 
-  // Measured next to the rows it is the bound of, with the service idle, so that both see the same machine.
-  await service.settle()
+/** argon2id alone (the bound of login), POST /login and /register, then /me and /login under each other's load. */
+async function measureLogins({ rows, row, service, api, ids, as }: BenchRun, config: Config) {
+  const json = { 'content-type': 'application/json' }
+  // Measured next to the rows it is the bound of, with the service idle (the caller settled it), so that both see the same machine.
   const argon2 = await measureHashing(config.argon2)
   rows.push({ key: 'argon2', label: `argon2id verify alone (${argon2.inFlight} at once)`, ...argon2, peakRssMb: null, problems: [] })
   progress(`argon2id: ${argon2.requestsPerSecond.toFixed(1)} verifications/s`)
@@ -196,11 +254,10 @@ async function bench(): Promise<number> {
   ])
   row('me-during-login', `GET /me during login load (-c${LOGIN_LOAD_CONNECTIONS})`, meUnderLogin!)
   row('login-during-me', 'POST /login during /me load', loginUnderMe!)
+}
 
-  // Logins still hashing when wrk stops would meet a closed database pool at shutdown.
-  await service.settle()
-
-  machine.loadAverage.end = loadavg()[0]!
+/** Writes the report (a smoke run's apart) and prints it; 1 when any row had problems. */
+function writeReport(machine: Awaited<ReturnType<typeof machineInfo>>, rows: Row[], config: Config): number {
   const report: Report = { mode, date: machine.date, machine, settings: { ...settings, seededUsers: SEEDED_USERS, argon2: config.argon2 }, rows: withRatios(rows) }
   mkdirSync(RESULTS, { recursive: true })
   // A smoke run's numbers mean nothing; it must not replace a measurement.

@@ -85,95 +85,17 @@ export function createUsersClient({
   fetcher = fetch,
   now = Date.now,
 }: UsersClientOptions) {
-  const channel = channelName ? new BroadcastChannel(channelName) : null
+  const tabs = syncTabs(channelName, storage, onLoggedOut)
+  const store = tabs.store
   // Eden types its fetcher as the global fetch, which in Bun carries extra properties; it only calls it.
   const plain = treaty<App>(baseUrl, { fetcher: fetcher as typeof fetch })
-  const api = treaty<App>(baseUrl, { fetcher: authorizedFetch as typeof fetch })
-  let refreshing: Promise<TokenPair | null> | null = null
-  let peer: { access: string; done: Promise<void>; settle(): void } | null = null
-
-  if (channel) channel.onmessage = (event) => adopt(event.data)
-
-  function store(pair: TokenPair | null) {
-    storage.set(pair)
-    channel?.postMessage((pair ? { type: 'tokens', pair } : { type: 'logged-out' }) satisfies Message)
-  }
-
-  // Another tab's news: its tokens are adopted rather than refreshed again. A logout is reported even when
-  // the tabs share localStorage, which the other tab has already emptied.
-  function adopt(message: Message) {
-    if (message.type === 'refreshing') return awaitPeer(message.access)
-    if (message.type === 'tokens') storage.set(message.pair)
-    if (message.type === 'logged-out') {
-      storage.set(null)
-      onLoggedOut()
-    }
-    peer?.settle()
-  }
-
-  function awaitPeer(access: string) {
-    if (storage.get()?.access !== access) return
-    peer?.settle()
-    let resolve = () => {}
-    const done = new Promise<void>((settle) => (resolve = settle))
-    const settle = () => {
-      clearTimeout(timer)
-      if (peer?.done === done) peer = null
-      resolve()
-    }
-    const timer = setTimeout(settle, PEER_REFRESH_WAIT_MS)
-    peer = { access, done, settle }
-  }
-
+  const refresh = singleFlightRefresh({ storage, tabs, onLoggedOut, send: (refresh) => plain.api.users.refresh.post({ refresh }) })
   const expiresSoon = (access: string) => {
     const exp = expiryOf(access)
     return exp !== null && (exp - refreshSkewSeconds) * 1000 <= now()
   }
-
-  // Single flight: every caller that finds the tokens stale while a refresh is under way gets its result.
-  function refresh(stale: TokenPair) {
-    refreshing ??= rotate(stale).finally(() => {
-      refreshing = null
-    })
-    return refreshing
-  }
-
-  /** The pair that replaces `stale`, or null when none could be had. */
-  async function rotate(stale: TokenPair): Promise<TokenPair | null> {
-    if (peer?.access === stale.access) await peer.done
-    // Another request or tab already replaced, or ended, this pair.
-    if (storage.get()?.access !== stale.access) return storage.get()
-    channel?.postMessage({ type: 'refreshing', access: stale.access } satisfies Message)
-    const { data, status } = await plain.api.users.refresh.post({ refresh: stale.refresh })
-    // A login or logout while the refresh was under way is newer than its result.
-    if (storage.get()?.refresh !== stale.refresh) return storage.get()
-    if (data) {
-      store(data)
-      return data
-    }
-    if (status === 401) {
-      store(null)
-      onLoggedOut()
-    }
-    // Any other failure (network, 503) is transient: the pair is kept for the next attempt.
-    return null
-  }
-
-  async function authorizedFetch(url: string, init: RequestInit) {
-    const headers = new Headers(init.headers)
-    // A caller that authorizes a request itself (a service passing on its user's token) is left alone.
-    if (headers.has('authorization') || TOKEN_ROUTES.test(new URL(url).pathname)) return fetcher(url, init)
-    const send = (pair: TokenPair | null) => {
-      if (pair) headers.set('authorization', `${scheme} ${pair.access}`)
-      return fetcher(url, { ...init, headers })
-    }
-    let pair = storage.get()
-    if (pair && expiresSoon(pair.access)) pair = (await refresh(pair)) ?? storage.get()
-    const response = await send(pair)
-    if (response.status !== 401 || !pair) return response
-    const next = await refresh(pair)
-    return next ? send(next) : response
-  }
+  const authorizedFetch = authorizingFetch({ fetcher, storage, scheme, expiresSoon, refresh })
+  const api = treaty<App>(baseUrl, { fetcher: authorizedFetch as typeof fetch })
 
   return {
     /** The Eden treaty: `client.treaty.api.users.me.get()`. */
@@ -234,6 +156,59 @@ export function createUsersClient({
       return response
     },
     /** Stops listening to the other tabs. */
+    close: tabs.close,
+  }
+}
+
+export type UsersClient = ReturnType<typeof createUsersClient>
+
+type Tabs = ReturnType<typeof syncTabs>
+
+/** The tabs on one channel: each tab's tokens reach the others, and a tab waits while another refreshes the pair it holds. */
+function syncTabs(channelName: string | undefined, storage: TokenStorage, onLoggedOut: () => void) {
+  const channel = channelName ? new BroadcastChannel(channelName) : null
+  let peer: { access: string; done: Promise<void>; settle(): void } | null = null
+
+  if (channel) channel.onmessage = (event) => adopt(event.data)
+
+  // Another tab's news: its tokens are adopted rather than refreshed again. A logout is reported even when
+  // the tabs share localStorage, which the other tab has already emptied.
+  function adopt(message: Message) {
+    if (message.type === 'refreshing') return awaitPeer(message.access)
+    if (message.type === 'tokens') storage.set(message.pair)
+    if (message.type === 'logged-out') {
+      storage.set(null)
+      onLoggedOut()
+    }
+    peer?.settle()
+  }
+
+  function awaitPeer(access: string) {
+    if (storage.get()?.access !== access) return
+    peer?.settle()
+    let resolve = () => {}
+    const done = new Promise<void>((settle) => (resolve = settle))
+    const settle = () => {
+      clearTimeout(timer)
+      if (peer?.done === done) peer = null
+      resolve()
+    }
+    const timer = setTimeout(settle, PEER_REFRESH_WAIT_MS)
+    peer = { access, done, settle }
+  }
+
+  return {
+    /** Keeps the pair (null: logged out) and tells the other tabs. */
+    store(pair: TokenPair | null) {
+      storage.set(pair)
+      channel?.postMessage((pair ? { type: 'tokens', pair } : { type: 'logged-out' }) satisfies Message)
+    },
+    /** Tells the other tabs this one is refreshing `access`, so that they wait for its result. */
+    announceRefresh(access: string) {
+      channel?.postMessage({ type: 'refreshing', access } satisfies Message)
+    },
+    /** Resolves when the other tab refreshing `access` reports back (or after a wait); undefined when none is. */
+    peerRefreshing: (access: string) => (peer?.access === access ? peer.done : undefined),
     close() {
       peer?.settle()
       channel?.close()
@@ -241,7 +216,80 @@ export function createUsersClient({
   }
 }
 
-export type UsersClient = ReturnType<typeof createUsersClient>
+/** Refreshes a stale pair; every caller that finds the tokens stale while a refresh is under way gets its result. */
+function singleFlightRefresh({
+  storage,
+  tabs,
+  onLoggedOut,
+  send,
+}: {
+  storage: TokenStorage
+  tabs: Tabs
+  onLoggedOut: () => void
+  send: (refresh: string) => Promise<{ data: TokenPair | null; status: number }>
+}) {
+  let refreshing: Promise<TokenPair | null> | null = null
+
+  /** The pair that replaces `stale`, or null when none could be had. */
+  async function rotate(stale: TokenPair): Promise<TokenPair | null> {
+    const peer = tabs.peerRefreshing(stale.access)
+    if (peer) await peer
+    // Another request or tab already replaced, or ended, this pair.
+    if (storage.get()?.access !== stale.access) return storage.get()
+    tabs.announceRefresh(stale.access)
+    const { data, status } = await send(stale.refresh)
+    // A login or logout while the refresh was under way is newer than its result.
+    if (storage.get()?.refresh !== stale.refresh) return storage.get()
+    if (data) {
+      tabs.store(data)
+      return data
+    }
+    if (status === 401) {
+      tabs.store(null)
+      onLoggedOut()
+    }
+    // Any other failure (network, 503) is transient: the pair is kept for the next attempt.
+    return null
+  }
+
+  return (stale: TokenPair) => {
+    refreshing ??= rotate(stale).finally(() => {
+      refreshing = null
+    })
+    return refreshing
+  }
+}
+
+/** `fetcher` with the access token added: refreshed first when it expires soon, and once more after a 401. */
+function authorizingFetch({
+  fetcher,
+  storage,
+  scheme,
+  expiresSoon,
+  refresh,
+}: {
+  fetcher: Fetcher
+  storage: TokenStorage
+  scheme: string
+  expiresSoon: (access: string) => boolean
+  refresh: (stale: TokenPair) => Promise<TokenPair | null>
+}) {
+  return async (url: string, init: RequestInit) => {
+    const headers = new Headers(init.headers)
+    // A caller that authorizes a request itself (a service passing on its user's token) is left alone.
+    if (headers.has('authorization') || TOKEN_ROUTES.test(new URL(url).pathname)) return fetcher(url, init)
+    const send = (pair: TokenPair | null) => {
+      if (pair) headers.set('authorization', `${scheme} ${pair.access}`)
+      return fetcher(url, { ...init, headers })
+    }
+    let pair = storage.get()
+    if (pair && expiresSoon(pair.access)) pair = (await refresh(pair)) ?? storage.get()
+    const response = await send(pair)
+    if (response.status !== 401 || !pair) return response
+    const next = await refresh(pair)
+    return next ? send(next) : response
+  }
+}
 
 /** The step-up of a login's 403 `mfa_required`, or null for any other answer. */
 function mfaRequiredIn(error: { status: unknown; value: unknown } | null): MfaRequired | null {

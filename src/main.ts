@@ -17,6 +17,7 @@ import { createFileStore } from './storage/files'
 import { pictureLimits } from './users/picture'
 import { loadSharp } from './users/sharp'
 import { setAdmin as setAdminFlag } from './users/service'
+import { raceTimer } from './timeout'
 
 const usage = `usage: users [serve]            start the service (default)
        users --version          print the version
@@ -88,7 +89,7 @@ async function serve(config: Config & { secretKey: string }, logger: Logger) {
     // (a browser's) would hold it until its idle timeout.
     void app.server?.stop()
     // Handlers of clients that already left may still run; they need the pools a little longer.
-    await Promise.race([deps.requests.idle(), Bun.sleep(SHUTDOWN_REQUESTS_MS)])
+    await raceTimer(deps.requests.idle(), SHUTDOWN_REQUESTS_MS, () => undefined)
     // Every request has been answered: what is still open is idle, and is closed now.
     await app.stop(true)
     await close(SHUTDOWN_FLUSH_MS)

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { Backlog } from './db/relay-loop'
 import type { Relay } from './events/relay'
 
 export type Metrics = ReturnType<typeof createMetrics>
@@ -52,21 +53,34 @@ export function createMetrics() {
     }),
     /** Reads the outbox's state at each scrape rather than tracking it on every write. */
     watchOutbox(relay: Pick<Relay, 'status'>) {
-      let status: ReturnType<Relay['status']> | undefined
-      // One status query serves the three gauges of a scrape.
-      const current = () => (status ??= relay.status().finally(() => setTimeout(() => (status = undefined), 100)))
-      const gauge = (name: string, help: string, read: (s: Awaited<ReturnType<Relay['status']>>) => number) =>
-        new Gauge({
-          name,
-          help,
-          registers,
-          async collect() {
-            this.set(read(await current()))
-          },
-        })
-      gauge('users_outbox_pending', 'Events waiting in the outbox', (s) => s.pending)
-      gauge('users_outbox_failed', 'Events given up on after the maximum attempts', (s) => s.failed)
-      gauge('users_outbox_oldest_pending_seconds', 'Age of the oldest pending event', (s) => (s.oldestPendingMs ?? 0) / 1000)
+      backlogGauges(registry, relay, {
+        pending: ['users_outbox_pending', 'Events waiting in the outbox'],
+        failed: ['users_outbox_failed', 'Events given up on after the maximum attempts'],
+        oldest: ['users_outbox_oldest_pending_seconds', 'Age of the oldest pending event'],
+      })
     },
   }
+}
+
+/** A relay's backlog as three gauges (pending, failed, oldest pending in seconds), read from its outbox at each scrape. */
+export function backlogGauges(
+  registry: Registry,
+  relay: { status(): Promise<Backlog> },
+  names: Record<'pending' | 'failed' | 'oldest', [name: string, help: string]>,
+) {
+  let status: Promise<Backlog> | undefined
+  // One status query serves the three gauges of a scrape.
+  const current = () => (status ??= relay.status().finally(() => setTimeout(() => (status = undefined), 100)))
+  const gauge = ([name, help]: [string, string], read: (s: Backlog) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        this.set(read(await current()))
+      },
+    })
+  gauge(names.pending, (s) => s.pending)
+  gauge(names.failed, (s) => s.failed)
+  gauge(names.oldest, (s) => (s.oldestPendingMs ?? 0) / 1000)
 }

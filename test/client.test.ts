@@ -12,6 +12,7 @@ import {
   type WebStorage,
 } from 'users-service/client'
 import { createTestApp, type TestApp } from './support/app'
+import { waitFor } from './support/wait'
 
 // The package's own exports are imported, so `bun run typecheck` also checks them; a route whose
 // types drift fails to compile here.
@@ -81,13 +82,6 @@ const nextMessage = (name: string) =>
       resolve()
     }
   })
-
-async function eventually(condition: () => boolean) {
-  for (let tries = 0; !condition(); tries++) {
-    if (tries === 200) throw new Error('the condition never held')
-    await Bun.sleep(5)
-  }
-}
 
 const webStorage = (): WebStorage => {
   const items = new Map<string, string>()
@@ -252,7 +246,7 @@ test('a login in one tab logs the other tabs in', async () => {
   const channel = newChannel()
   const [first, second] = [open({ channel, fetcher: recorder().fetcher }), open({ channel, fetcher: recorder().fetcher })]
   await first.login({ email: user.email, password: user.password })
-  await eventually(() => second.tokens !== null)
+  await waitFor(() => second.tokens !== null, 'the other tab', 2_000, 5)
   expect(second.tokens).toEqual(first.tokens)
 })
 
@@ -262,7 +256,7 @@ test('a tab adopts the pair another tab refreshed instead of refreshing itself',
   const [first, second] = [tab({ fetcher: calls.fetcher }), tab({ fetcher: calls.fetcher })]
   t.clock.advance(EXPIRED)
   expect((await first.treaty.api.users.me.get()).status).toBe(200)
-  await eventually(() => second.tokens?.access === first.tokens?.access)
+  await waitFor(() => second.tokens?.access === first.tokens?.access, 'the other tab', 2_000, 5)
   expect((await second.treaty.api.users.me.get()).status).toBe(200)
   expect(calls.refreshes()).toBe(1)
 })
@@ -276,10 +270,12 @@ test('two tabs that find the same access token expired refresh it once between t
   t.clock.advance(EXPIRED)
   const announced = nextMessage(channel)
   const firstMe = first.treaty.api.users.me.get()
+  // The tabs' channels were opened before this listener's, and a channel delivers in that order: the second
+  // tab has the announcement by now.
   await announced
-  await Bun.sleep(10)
   const secondMe = second.treaty.api.users.me.get()
-  await Bun.sleep(10)
+  // A sleep on purpose: the assertion is that the second tab sends no refresh of its own in this time.
+  await Bun.sleep(50)
   // The second tab waits for the first tab's refresh rather than sending its own.
   expect(calls.requests.map((request) => request.path)).toEqual([REFRESH])
   release()
@@ -310,7 +306,7 @@ test('a logout in one tab logs the other tabs out through their callback', async
   const first = tab({ fetcher: recorder().fetcher })
   const second = tab({ fetcher: recorder().fetcher, onLoggedOut: () => loggedOut++ })
   await first.logout()
-  await eventually(() => second.tokens === null)
+  await waitFor(() => second.tokens === null, 'the other tab', 2_000, 5)
   expect(loggedOut).toBe(1)
 })
 
@@ -324,7 +320,7 @@ test('tabs that share localStorage are told of a logout too', async () => {
   ]
   await first.register(newUser())
   await first.logout()
-  await eventually(() => loggedOut > 0)
+  await waitFor(() => loggedOut > 0, 'the other tab', 2_000, 5)
   expect(second.tokens).toBeNull()
   expect(loggedOut).toBe(1)
 })

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { sql } from 'drizzle-orm'
 import { createTestApp } from './support/app'
-import { eventsEnv, openTestBroker, testPublisher, waitFor, type TestBroker } from './support/broker'
+import { eventsEnv, openTestBroker, testPublisher, type TestBroker } from './support/broker'
+import { waitFor } from './support/wait'
 
 let broker: TestBroker
 let t: Awaited<ReturnType<typeof createTestApp>>
@@ -132,7 +133,8 @@ describe('latency and readiness', () => {
   test('a PUT /update/ reaches the queue within milliseconds of its response, long before the sweep', async () => {
     const user = await t.registerUser()
     await waitFor(async () => (await t.deps.relay.status()).pending === 0, 'the created event to be published')
-    // Past the relay's last read of this round: from here only a wake-up or the sweep makes it look again.
+    // A quiet period, not a condition: the relay exposes no "round over" signal, and the test needs it past
+    // its last read of this round, so that from here only a wake-up or the sweep makes it look again.
     await Bun.sleep(100)
 
     const response = await t.call('PUT', '/api/users/update/', { token: user.access, body: { full_name: 'Fast' } })

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { createTestApp, type TestApp } from './support/app'
+import { waitFor } from './support/wait'
 
 // GET /me and /users/{id} as every other service calls them, with no CORS origin configured (the default).
 let t: TestApp
@@ -46,8 +47,7 @@ test('http_requests_total is the duration histogram count, label set for label s
   }
   // A request is counted once its response has gone, just after the client has it.
   let scraped = await scrape()
-  for (const deadline = Date.now() + 5_000; !scraped.totals['{method="GET",route="/api/users/me",status="401"}'] && Date.now() < deadline; await Bun.sleep(20))
-    scraped = await scrape()
+  await waitFor(async () => (scraped = await scrape()).totals['{method="GET",route="/api/users/me",status="401"}'], 'the last request to be counted', 5_000, 20)
   expect(scraped.totals).toEqual(scraped.counts)
   expect(scraped.totals['{method="GET",route="/api/users/me",status="200"}']).toBeGreaterThanOrEqual(5)
   expect(scraped.totals['{method="GET",route="/api/users/me",status="401"}']).toBe(1)

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { and, eq } from 'drizzle-orm'
 import { simpleParser } from 'mailparser'
 import { mailOutbox } from '../src/mail/table'
-import { waitFor } from './support/broker'
+import { waitFor } from './support/wait'
 import { capturingLogger, createTestApp, type TestApp } from './support/app'
 import { secretsOf, startSmtpServer, type TestSmtp } from './support/smtp'
 

@@ -7,7 +7,8 @@ import { pictureLimits } from '../src/users/picture'
 import { capturingLogger, createTestApp, testConfig } from './support/app'
 import { createOldDatabase, oldRow } from './support/django'
 import { png } from './support/images'
-import { eventsEnv, openTestBroker, testPublisher, waitFor, type TestBroker } from './support/broker'
+import { eventsEnv, openTestBroker, testPublisher, type TestBroker } from './support/broker'
+import { waitFor } from './support/wait'
 
 // The embedded default (PGlite, in-process sessions) runs the same code; this is the smoke subset of the API on it.
 let t: Awaited<ReturnType<typeof createTestApp>>

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import postgres from 'postgres'
 import { ADMIN_DATABASE_URL, createTestDatabase, TEST_SECRET } from './support/app'
-import { BROKER_URL, eventsEnv, openTestBroker, waitFor, type TestBroker } from './support/broker'
+import { BROKER_URL, eventsEnv, openTestBroker, type TestBroker } from './support/broker'
+import { waitFor } from './support/wait'
 import { freePort, spawnMain, waitForPort } from './support/process'
 import { startTcpProxy } from './support/tcp-proxy'
 

@@ -1,6 +1,7 @@
 import { afterAll, expect, test } from 'bun:test'
 import { createTestDatabase, TEST_SECRET } from './support/app'
 import { freePort, spawnMain, waitForPort } from './support/process'
+import { waitFor } from './support/wait'
 
 const cleanups: (() => Promise<unknown>)[] = []
 afterAll(async () => {
@@ -41,7 +42,7 @@ test('with stdout a pipe, log lines arrive within a second, and every line is JS
   await waitForPort(port)
   const answeredAt = performance.now()
   const listening = () => stdout.seen.find(({ line }) => line.includes('users service listening'))
-  while (!listening() && performance.now() - answeredAt < 5_000) await Bun.sleep(20)
+  await waitFor(listening, 'the listening line', 5_000, 20)
   // The line is written before the port answers; a buffered log held it until ~35 requests filled 4 KB.
   expect(listening()).toBeDefined()
   expect(listening()!.at - answeredAt).toBeLessThan(1_500)
@@ -86,7 +87,7 @@ test('SIGTERM closes an idle keep-alive connection at once and still finishes an
   const used = await Bun.connect({ hostname: '127.0.0.1', port, socket })
   await Bun.connect({ hostname: '127.0.0.1', port, socket })
   used.write(`GET /health/live HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: keep-alive\r\n\r\n`)
-  while (!answered.includes('"ok"')) await Bun.sleep(10)
+  await waitFor(() => answered.includes('"ok"'), 'the kept-alive answer')
 
   const inFlight = post('/login/', credentials)
   await Bun.sleep(150)

@@ -5,6 +5,7 @@ import { createAmqpPublisher, PublishError } from '../src/events/publisher'
 import type { AmqpPublisherOptions, LogFn, OutboundEvent, Publisher, PublisherLogger } from '../src/events/publisher'
 import { startTcpProxy } from './support/tcp-proxy'
 import type { TcpProxy } from './support/tcp-proxy'
+import { waitFor } from './support/wait'
 
 const BROKER_PORT = 5672
 const BROKER_URL = `amqp://guest:guest@127.0.0.1:${BROKER_PORT}`
@@ -76,14 +77,6 @@ function startPublisher(options: Partial<AmqpPublisherOptions> & { queues: strin
   })
   publishers.push(publisher)
   return publisher
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 3_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await Bun.sleep(10)
-  }
 }
 
 async function publishError(promise: Promise<void>): Promise<PublishError> {

@@ -1,28 +1,16 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { beforeEach, describe, expect, test } from 'bun:test'
 import { randomUUID } from 'node:crypto'
 import { manualClock } from '../src/clock'
 import { createMemoryRateLimiter } from '../src/sessions/memory-rate-limiter'
 import type { RateLimiter } from '../src/sessions/rate-limiter'
-import type { RedisClient } from '../src/redis/client'
-import { connectTestRedis, deletePrefix, REDIS_KINDS, type RedisKind } from './support/redis'
+import { clientsOfEveryKind, REDIS_KINDS } from './support/redis'
 import { createRedisRateLimiter } from '../src/sessions/redis-rate-limiter'
 
 const prefix = `test:rate-limiter:${randomUUID()}:`
 const rule = { limit: 3, windowSeconds: 10 }
 
 // The machine's standalone Redis and the local cluster, each running every case below.
-const clients = {} as Record<RedisKind, RedisClient>
-
-beforeAll(async () => {
-  for (const kind of REDIS_KINDS) clients[kind] = await connectTestRedis(kind)
-})
-
-afterAll(async () => {
-  for (const client of Object.values(clients)) {
-    await deletePrefix(client, prefix)
-    client.destroy()
-  }
-})
+const clients = clientsOfEveryKind(prefix)
 
 type Harness = { limiter: RateLimiter; clock: ReturnType<typeof manualClock> }
 

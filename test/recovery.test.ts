@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { eq } from 'drizzle-orm'
 import { outboxEvents } from '../src/events/table'
 import { recoveryTokens } from '../src/recovery/table'
-import { waitFor } from './support/broker'
+import { waitFor } from './support/wait'
 import { createTestApp, type TestApp } from './support/app'
 import { secretsOf, startSmtpServer, type TestSmtp } from './support/smtp'
 

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createTestApp, type TestApp } from './support/app'
-import { waitFor } from './support/broker'
+import { waitFor } from './support/wait'
 
 // A cluster of this test's own, three masters with a replica each, so that one master can be killed: the
 // shared cluster of the other tests (and the machine's Redis) are never touched.

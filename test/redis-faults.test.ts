@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { createTestApp, type TestApp } from './support/app'
 import { freePort } from './support/process'
+import { waitFor } from './support/wait'
 
 // A throwaway redis-server of this test's own: the machine's shared Redis is never stopped.
 const port = freePort()
@@ -10,7 +11,7 @@ const startRedis = () =>
 let redis = startRedis()
 let t: TestApp
 beforeAll(async () => {
-  await waitFor(async () => (await fetchRedisPing()) === true)
+  await waitFor(async () => (await fetchRedisPing()) === true, 'the throwaway Redis to answer', 10_000, 50)
   t = await createTestApp({ label: 'redis_faults', store: 'redis', redisUrl: `redis://127.0.0.1:${port}` })
 })
 afterAll(async () => {
@@ -26,15 +27,6 @@ async function fetchRedisPing() {
   } catch {
     return false
   }
-}
-
-async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await condition()) return
-    await Bun.sleep(50)
-  }
-  throw new Error('condition not met in time')
 }
 
 test('while Redis is down every session route answers 503 quickly, never 500, and the service recovers by itself', async () => {
@@ -64,7 +56,7 @@ test('while Redis is down every session route answers 503 quickly, never 500, an
   expect(change.status).toBe(503)
 
   redis = startRedis()
-  await waitFor(async () => (await t.call('POST', '/api/users/login/', { body: { email: user.email, password: user.password } })).status === 200)
+  await waitFor(async () => (await t.call('POST', '/api/users/login/', { body: { email: user.email, password: user.password } })).status === 200, 'login to work again', 10_000, 50)
   // The throwaway server kept nothing, so old sessions are gone; a new login works end to end.
   const login = await t.call('POST', '/api/users/login/', { body: { email: user.email, password: user.password } })
   expect((await t.call('GET', '/api/users/me/', { token: login.body.access })).status).toBe(200)

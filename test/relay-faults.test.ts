@@ -8,7 +8,8 @@ import type { Logger } from '../src/logger'
 import { findUserById } from '../src/users/lookup'
 import { updateUser } from '../src/users/service'
 import { capturingLogger, createTestApp, type TestAppOptions } from './support/app'
-import { BROKER_PORT, eventsEnv, openTestBroker, testPublisher, waitFor, type TestBroker } from './support/broker'
+import { BROKER_PORT, eventsEnv, openTestBroker, testPublisher, type TestBroker } from './support/broker'
+import { waitFor } from './support/wait'
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy'
 
 type TestApp = Awaited<ReturnType<typeof createTestApp>>

@@ -5,7 +5,7 @@ import { recordSecurityEvent, SYSTEM } from '../src/security-log/service'
 import { securityEvents, type SecurityEventRow, type SecurityEventType } from '../src/security-log/table'
 import { setAdmin } from '../src/users/service'
 import { users } from '../src/users/table'
-import { waitFor } from './support/broker'
+import { waitFor } from './support/wait'
 import { createTestApp, type TestApp } from './support/app'
 import { secretsOf, startSmtpServer, type TestSmtp } from './support/smtp'
 

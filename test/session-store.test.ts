@@ -1,11 +1,11 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { beforeEach, describe, expect, test } from 'bun:test'
 import { randomUUID } from 'node:crypto'
 import { createServer, type AddressInfo } from 'node:net'
 import type { TokenPair } from '../src/sessions/tokens'
 import { manualClock } from '../src/clock'
 import { createMemorySessionStore } from '../src/sessions/memory-store'
-import { connectRedis, type RedisClient } from '../src/redis/client'
-import { connectTestRedis, deletePrefix, REDIS_KINDS, type RedisKind } from './support/redis'
+import { connectRedis } from '../src/redis/client'
+import { clientsOfEveryKind, REDIS_KINDS } from './support/redis'
 import { createRedisSessionStore, sessionKeys } from '../src/sessions/redis-store'
 import { StoreUnavailableError, type SessionStore } from '../src/sessions/store'
 
@@ -15,18 +15,7 @@ const TTL_SECONDS = 3600
 const MAX_AGE_SECONDS = 30 * 86400
 
 // The machine's standalone Redis and the local cluster, each running every case below.
-const clients = {} as Record<RedisKind, RedisClient>
-
-beforeAll(async () => {
-  for (const kind of REDIS_KINDS) clients[kind] = await connectTestRedis(kind)
-})
-
-afterAll(async () => {
-  for (const client of Object.values(clients)) {
-    await deletePrefix(client, prefix)
-    client.destroy()
-  }
-})
+const clients = clientsOfEveryKind(prefix)
 
 type Harness = {
   store: SessionStore

@@ -1,6 +1,7 @@
 import { afterAll, expect, test } from 'bun:test'
 import { createTestDatabase, TEST_SECRET } from './support/app'
 import { freePort, spawnMain, waitForPort } from './support/process'
+import { waitFor } from './support/wait'
 
 const databases: { drop(): Promise<void> }[] = []
 afterAll(() => Promise.all(databases.map((database) => database.drop())))
@@ -12,6 +13,19 @@ const json = (body: unknown, signal?: AbortSignal) => ({
   body: JSON.stringify(body),
   signal,
 })
+
+/** CPU time the process has used, in clock ticks (utime + stime of /proc/<pid>/stat). */
+async function cpuTicks(pid: number) {
+  const stat = await Bun.file(`/proc/${pid}/stat`).text()
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return Number(fields[11]) + Number(fields[12])
+}
+
+/** Resolves once the idle service has burnt a tenth of a second of CPU: the costly hash of a login is running. */
+async function hashing(pid: number) {
+  const before = await cpuTicks(pid)
+  await waitFor(async () => (await cpuTicks(pid)) - before >= 10, 'the login to start hashing', 10_000)
+}
 
 /** The service as a child process on a fresh database, where a costly hash makes login the slow request (about two seconds here). */
 async function startSlowService(label: string) {
@@ -37,12 +51,12 @@ test('SIGTERM lets a slow in-flight request finish, refuses new connections, and
 
   const started = performance.now()
   const inFlight = fetch(`${base}/login/`, json(credentials))
-  await Bun.sleep(150)
+  await hashing(child.pid)
   child.kill('SIGTERM')
   const response = await inFlight
   expect(response.status).toBe(200)
   expect(((await response.json()) as { access: string }).access).toBeString()
-  // Still running when the signal came: the hash alone outlasts the 150 ms wait.
+  // Still running when the signal came: the hash alone takes far longer than the tenth of a second seen.
   expect(performance.now() - started).toBeGreaterThan(300)
 
   expect(await child.exited).toBe(0)
@@ -58,7 +72,7 @@ test('SIGTERM waits for the handler of a client that already left before closing
   // The client gives up while its login is hashing; then the service is told to stop.
   const abandoned = new AbortController()
   const login = fetch(`${base}/login/`, json(credentials, abandoned.signal)).catch(() => undefined)
-  await Bun.sleep(150)
+  await hashing(child.pid)
   abandoned.abort()
   await login
   child.kill('SIGTERM')

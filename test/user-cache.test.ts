@@ -3,20 +3,12 @@ import { eq } from 'drizzle-orm'
 import { users } from '../src/users/table'
 import { createTestApp, type TestApp } from './support/app'
 import { REDIS_KINDS } from './support/redis'
+import { waitFor } from './support/wait'
 
 // A long TTL, so that anything seen fresh before it ends came through an invalidation.
 const env = { USER_CACHE_TTL_SECONDS: '60' }
 
 const me = (app: TestApp, token: string) => app.call('GET', '/api/users/me/', { token })
-
-async function eventually(check: () => Promise<boolean>, timeoutMs = 2_000) {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) return false
-    await Bun.sleep(10)
-  }
-  return true
-}
 
 // On a cluster the invalidations travel by sharded pub/sub; on one Redis by classic pub/sub.
 describe.each(REDIS_KINDS)('the per-instance user cache on %s', (store) => {
@@ -52,7 +44,7 @@ describe.each(REDIS_KINDS)('the per-instance user cache on %s', (store) => {
     expect((await me(second, user.access)).body.full_name).toBe('Old Name')
     await first.call('PATCH', '/api/users/update/', { token: user.access, body: { full_name: 'New Name' } })
     const started = performance.now()
-    expect(await eventually(async () => (await me(second, user.access)).body.full_name === 'New Name')).toBe(true)
+    await waitFor(async () => (await me(second, user.access)).body.full_name === 'New Name', 'the change to show', 2_000)
     expect(performance.now() - started).toBeLessThan(1_000)
   })
 
@@ -62,7 +54,7 @@ describe.each(REDIS_KINDS)('the per-instance user cache on %s', (store) => {
     expect((await second.call('GET', `/api/users/${user.id}/`, { token: viewer.access })).status).toBe(200)
     expect((await first.call('DELETE', `/api/users/${user.id}/`, { token: user.access })).status).toBe(204)
     // Read by someone else, so no session check stands in for the cache: a stale entry would answer 200 for 60 s.
-    expect(await eventually(async () => (await second.call('GET', `/api/users/${user.id}/`, { token: viewer.access })).status === 404)).toBe(true)
+    await waitFor(async () => (await second.call('GET', `/api/users/${user.id}/`, { token: viewer.access })).status === 404, 'the change to show', 2_000)
   })
 
   test('an admin flag revoked by the command is seen everywhere at once', async () => {
@@ -70,8 +62,8 @@ describe.each(REDIS_KINDS)('the per-instance user cache on %s', (store) => {
     const admin = await first.registerUser()
     const other = await first.registerUser()
     await setAdmin(first.deps, admin.email, true)
-    expect(await eventually(async () => (await second.call('GET', `/api/users/${other.id}/`, { token: admin.access })).body.email === other.email)).toBe(true)
+    await waitFor(async () => (await second.call('GET', `/api/users/${other.id}/`, { token: admin.access })).body.email === other.email, 'the change to show', 2_000)
     await setAdmin(first.deps, admin.email, false)
-    expect(await eventually(async () => (await second.call('GET', `/api/users/${other.id}/`, { token: admin.access })).body.email === undefined)).toBe(true)
+    await waitFor(async () => (await second.call('GET', `/api/users/${other.id}/`, { token: admin.access })).body.email === undefined, 'the change to show', 2_000)
   })
 })

@@ -1,5 +1,6 @@
 import type { Sql } from 'postgres'
 import { UnavailableError } from '../errors'
+import { raceTimer } from '../timeout'
 
 /** The database could not be reached or did not answer in time: the client may retry, as for Redis. */
 export class DatabaseUnavailableError extends UnavailableError {
@@ -86,12 +87,9 @@ export function guardAvailability(client: Sql, options: AvailabilityOptions): { 
   }
 
   function bounded<T>(promise: PromiseLike<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const expired = new Promise<never>((_, reject) => {
-      const error = Object.assign(new Error(`no answer within ${options.queryTimeoutMs} ms`), { code: 'QUERY_TIMEOUT' })
-      timer = setTimeout(() => reject(error), options.queryTimeoutMs)
+    return raceTimer(promise, options.queryTimeoutMs, () => {
+      throw Object.assign(new Error(`no answer within ${options.queryTimeoutMs} ms`), { code: 'QUERY_TIMEOUT' })
     })
-    return Promise.race([promise, expired]).finally(() => clearTimeout(timer))
   }
 
   // A postgres.js query runs when first awaited, after drizzle has called .values() on it: the guard

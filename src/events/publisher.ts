@@ -1,6 +1,7 @@
 import { connect } from 'amqplib'
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib'
 import { backoffDelay } from '../backoff'
+import { raceTimer } from '../timeout'
 
 /** A domain event taken from the outbox, published as-is. */
 export type OutboundEvent = { id: string; name: string; payload: unknown; createdAt: Date }
@@ -72,16 +73,41 @@ type Session = {
 
 type Copy = { event: OutboundEvent; index: number; exchange: string; routingKey: string; outcome?: 'acked' | 'failed' | 'unsent' }
 
+type Settings = {
+  options: AmqpPublisherOptions
+  exchange: string
+  log: PublisherLogger
+  backoff: { initialMs: number; maxMs: number }
+  timeoutMs: number
+  requireExchangeRoute: boolean
+}
+
+/** The connection a publisher keeps: the live session, if any, and how to stop keeping it. */
+type Connection = { session(): Session | undefined; close(): Promise<void> }
+
 /** Creates a publisher that connects in the background and keeps reconnecting until closed. */
 export function createAmqpPublisher(options: AmqpPublisherOptions): Publisher {
-  const exchange = options.exchange ?? DEFAULT_EXCHANGE
-  const log = options.logger ?? consoleLogger
-  // A short cap: events flow again within about a second of the broker's return (a 30 s cap made
-  // recovery take as long as the outage), and one connect per second does not hammer a broker still down.
-  const backoff = options.backoff ?? { initialMs: 200, maxMs: 1_000 }
-  const timeoutMs = options.timeoutMs ?? 5_000
-  const requireExchangeRoute = options.requireExchangeRoute ?? false
+  const settings: Settings = {
+    options,
+    exchange: options.exchange ?? DEFAULT_EXCHANGE,
+    log: options.logger ?? consoleLogger,
+    // A short cap: events flow again within about a second of the broker's return (a 30 s cap made
+    // recovery take as long as the outage), and one connect per second does not hammer a broker still down.
+    backoff: options.backoff ?? { initialMs: 200, maxMs: 1_000 },
+    timeoutMs: options.timeoutMs ?? 5_000,
+    requireExchangeRoute: options.requireExchangeRoute ?? false,
+  }
+  const connection = keepConnected(settings)
+  return {
+    publish: (events) => publishEvents(settings, connection.session(), events),
+    isConnected: () => connection.session() !== undefined,
+    close: connection.close,
+  }
+}
 
+/** Connects now, and again with backoff whenever the connection or channel is lost, until closed. */
+function keepConnected(settings: Settings): Connection {
+  const { options, exchange, log, backoff, timeoutMs } = settings
   let session: Session | undefined
   let failures = 0
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -130,7 +156,8 @@ export function createAmqpPublisher(options: AmqpPublisherOptions): Publisher {
       opened.on('close', () => {
         if (session?.connection === opened) lose(session, 'connection closed')
       })
-      const channel = await withTimeout(declareTopology(opened), timeoutMs, 'topology declaration')
+      const isLive = (channel: ConfirmChannel) => session?.channel === channel
+      const channel = await withTimeout(declareTopology(settings, opened, isLive), timeoutMs, 'topology declaration')
       if (closing) {
         await closeQuietly(opened)
         return
@@ -151,114 +178,10 @@ export function createAmqpPublisher(options: AmqpPublisherOptions): Publisher {
     }
   }
 
-  async function declareTopology(connection: ChannelModel): Promise<ConfirmChannel> {
-    const channel = await connection.createConfirmChannel()
-    // Only the live session's channel errors are news; setup failures are logged where they happen.
-    channel.on('error', (err: Error) => {
-      if (session?.channel === channel) log.error({ err }, 'amqp publisher: channel error')
-    })
-    for (const queue of options.queues) {
-      try {
-        await channel.assertQueue(queue, { durable: options.queueDurable })
-      } catch (err) {
-        if (errorCode(err) === PRECONDITION_FAILED) {
-          log.error(
-            { err, queue, queueDurable: options.queueDurable },
-            `amqp publisher: queue "${queue}" already exists with different settings (PRECONDITION_FAILED); ` +
-              `it must be declared with durable=${options.queueDurable} like its consumers do. Retrying with backoff`,
-          )
-        }
-        throw err
-      }
-    }
-    await channel.assertExchange(exchange, 'topic', { durable: true })
-    return channel
-  }
-
-  async function publish(events: OutboundEvent[]): Promise<void> {
-    const encoded = encodeEvents(events)
-    const first = events[0]
-    if (first === undefined) return
-    const current = session
-    if (current === undefined) throw new PublishError('disconnected', first, 0, 'not connected to RabbitMQ')
-
-    const returned = new Set<string>()
-    const watcher = (message: Message) =>
-      returned.add(copyKey(message.fields.exchange, message.fields.routingKey, String(message.properties.messageId)))
-    current.returnWatchers.add(watcher)
-    try {
-      const copies: Copy[] = []
-      const confirms: Promise<void>[] = []
-      publishing: for (const [index, { event, body }] of encoded.entries()) {
-        const targets = [
-          ...options.queues.map((queue) => ({ exchange: '', routingKey: queue, mandatory: true })),
-          { exchange, routingKey: event.name, mandatory: requireExchangeRoute },
-        ]
-        for (const target of targets) {
-          const copy: Copy = { event, index, exchange: target.exchange, routingKey: target.routingKey }
-          copies.push(copy)
-          const confirmed = Promise.withResolvers<void>()
-          try {
-            current.channel.publish(
-              target.exchange,
-              target.routingKey,
-              body,
-              {
-                mandatory: target.mandatory,
-                persistent: true,
-                contentType: event.name,
-                type: event.name,
-                messageId: event.id,
-                timestamp: Math.floor(event.createdAt.getTime() / 1000),
-                appId: APP_ID,
-              },
-              (err: unknown) => {
-                copy.outcome = err ? 'failed' : 'acked'
-                confirmed.resolve()
-              },
-            )
-          } catch {
-            // amqplib throws synchronously once the channel or connection is closing; later copies would throw too.
-            copy.outcome = 'unsent'
-            break publishing
-          }
-          confirms.push(confirmed.promise)
-        }
-      }
-
-      await settleWithin(confirms, timeoutMs)
-      const failure = copies.map((copy) => copyFailure(copy, returned, current.lost)).find((error) => error !== undefined)
-      if (failure !== undefined) throw failure
-    } finally {
-      current.returnWatchers.delete(watcher)
-    }
-  }
-
-  function copyFailure(copy: Copy, returned: Set<string>, lost: boolean): PublishError | undefined {
-    const { event, index } = copy
-    if (returned.has(copyKey(copy.exchange, copy.routingKey, event.id))) {
-      const target = copy.exchange === '' ? `queue "${copy.routingKey}"` : `exchange "${copy.exchange}" key "${copy.routingKey}"`
-      return new PublishError('unroutable', event, index, `broker returned the copy for ${target} as unroutable`)
-    }
-    switch (copy.outcome) {
-      case 'acked':
-        return undefined
-      case undefined:
-        return new PublishError('timeout', event, index, `broker did not confirm within ${timeoutMs} ms`)
-      case 'unsent':
-        return new PublishError('connection-lost', event, index, 'channel to RabbitMQ was closing; message not sent')
-      case 'failed':
-        return lost
-          ? new PublishError('connection-lost', event, index, 'connection to RabbitMQ dropped before the broker confirmed')
-          : new PublishError('nacked', event, index, 'broker nacked the message')
-    }
-  }
-
   startAttempt()
 
   return {
-    publish,
-    isConnected: () => session !== undefined,
+    session: () => session,
     async close() {
       closing = true
       clearTimeout(timer)
@@ -268,6 +191,124 @@ export function createAmqpPublisher(options: AmqpPublisherOptions): Publisher {
       session = undefined
       if (current !== undefined) await closeQuietly(current.connection)
     },
+  }
+}
+
+/** A confirm channel with the queues and the exchange asserted; `isLive` says whether it is the session's yet. */
+async function declareTopology(
+  { options, exchange, log }: Settings,
+  connection: ChannelModel,
+  isLive: (channel: ConfirmChannel) => boolean,
+): Promise<ConfirmChannel> {
+  const channel = await connection.createConfirmChannel()
+  // Only the live session's channel errors are news; setup failures are logged where they happen.
+  channel.on('error', (err: Error) => {
+    if (isLive(channel)) log.error({ err }, 'amqp publisher: channel error')
+  })
+  for (const queue of options.queues) {
+    try {
+      await channel.assertQueue(queue, { durable: options.queueDurable })
+    } catch (err) {
+      if (errorCode(err) === PRECONDITION_FAILED) {
+        log.error(
+          { err, queue, queueDurable: options.queueDurable },
+          `amqp publisher: queue "${queue}" already exists with different settings (PRECONDITION_FAILED); ` +
+            `it must be declared with durable=${options.queueDurable} like its consumers do. Retrying with backoff`,
+        )
+      }
+      throw err
+    }
+  }
+  await channel.assertExchange(exchange, 'topic', { durable: true })
+  return channel
+}
+
+/** Publishes every copy of each event on the session's channel and waits for the confirms; the first failed copy rejects. */
+async function publishEvents(settings: Settings, current: Session | undefined, events: OutboundEvent[]): Promise<void> {
+  const encoded = encodeEvents(events)
+  const first = events[0]
+  if (first === undefined) return
+  if (current === undefined) throw new PublishError('disconnected', first, 0, 'not connected to RabbitMQ')
+
+  const returned = new Set<string>()
+  const watcher = (message: Message) =>
+    returned.add(copyKey(message.fields.exchange, message.fields.routingKey, String(message.properties.messageId)))
+  current.returnWatchers.add(watcher)
+  try {
+    const { copies, confirms } = sendCopies(settings, current.channel, encoded)
+    await settleWithin(confirms, settings.timeoutMs)
+    const failure = copies.map((copy) => copyFailure(copy, returned, current.lost, settings.timeoutMs)).find((error) => error !== undefined)
+    if (failure !== undefined) throw failure
+  } finally {
+    current.returnWatchers.delete(watcher)
+  }
+}
+
+/** Sends one copy of each event to each queue and one to the exchange; stops at the first the channel refuses outright. */
+function sendCopies(
+  { options, exchange, requireExchangeRoute }: Settings,
+  channel: ConfirmChannel,
+  encoded: { event: OutboundEvent; body: Buffer }[],
+): { copies: Copy[]; confirms: Promise<void>[] } {
+  const copies: Copy[] = []
+  const confirms: Promise<void>[] = []
+  for (const [index, { event, body }] of encoded.entries()) {
+    const targets = [
+      ...options.queues.map((queue) => ({ exchange: '', routingKey: queue, mandatory: true })),
+      { exchange, routingKey: event.name, mandatory: requireExchangeRoute },
+    ]
+    for (const target of targets) {
+      const copy: Copy = { event, index, exchange: target.exchange, routingKey: target.routingKey }
+      copies.push(copy)
+      const confirmed = Promise.withResolvers<void>()
+      try {
+        channel.publish(
+          target.exchange,
+          target.routingKey,
+          body,
+          {
+            mandatory: target.mandatory,
+            persistent: true,
+            contentType: event.name,
+            type: event.name,
+            messageId: event.id,
+            timestamp: Math.floor(event.createdAt.getTime() / 1000),
+            appId: APP_ID,
+          },
+          (err: unknown) => {
+            copy.outcome = err ? 'failed' : 'acked'
+            confirmed.resolve()
+          },
+        )
+      } catch {
+        // amqplib throws synchronously once the channel or connection is closing; later copies would throw too.
+        copy.outcome = 'unsent'
+        return { copies, confirms }
+      }
+      confirms.push(confirmed.promise)
+    }
+  }
+  return { copies, confirms }
+}
+
+/** The error a copy's outcome amounts to, if any: returned, unconfirmed in time, unsent, or nacked (a dropped connection's nack included). */
+function copyFailure(copy: Copy, returned: Set<string>, lost: boolean, timeoutMs: number): PublishError | undefined {
+  const { event, index } = copy
+  if (returned.has(copyKey(copy.exchange, copy.routingKey, event.id))) {
+    const target = copy.exchange === '' ? `queue "${copy.routingKey}"` : `exchange "${copy.exchange}" key "${copy.routingKey}"`
+    return new PublishError('unroutable', event, index, `broker returned the copy for ${target} as unroutable`)
+  }
+  switch (copy.outcome) {
+    case 'acked':
+      return undefined
+    case undefined:
+      return new PublishError('timeout', event, index, `broker did not confirm within ${timeoutMs} ms`)
+    case 'unsent':
+      return new PublishError('connection-lost', event, index, 'channel to RabbitMQ was closing; message not sent')
+    case 'failed':
+      return lost
+        ? new PublishError('connection-lost', event, index, 'connection to RabbitMQ dropped before the broker confirmed')
+        : new PublishError('nacked', event, index, 'broker nacked the message')
   }
 }
 
@@ -288,28 +329,13 @@ function copyKey(exchange: string, routingKey: string, messageId: string): strin
   return JSON.stringify([exchange, routingKey, messageId])
 }
 
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms)
+const withTimeout = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
+  raceTimer(promise, ms, () => {
+    throw new Error(`${what} timed out after ${ms} ms`)
   })
-  try {
-    return await Promise.race([promise, expired])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 async function settleWithin(promises: Promise<void>[], ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const expired = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms)
-  })
-  try {
-    await Promise.race([Promise.all(promises), expired])
-  } finally {
-    clearTimeout(timer)
-  }
+  await raceTimer(Promise.all(promises), ms, () => undefined)
 }
 
 function errorCode(err: unknown): unknown {

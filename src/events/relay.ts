@@ -1,8 +1,8 @@
-import { and, asc, eq, inArray, isNotNull, isNull, lt, notExists, or, sql } from 'drizzle-orm'
+import { and, asc, eq, inArray, isNotNull, isNull, lt, notExists } from 'drizzle-orm'
 import { alias } from 'drizzle-orm/pg-core'
-import { backoffDelay } from '../backoff'
 import type { Clock } from '../clock'
 import type { Database, DbHandle } from '../db'
+import { readBacklog, startRelayLoop, type Backlog, type CycleResult, type RelayLoop } from '../db/relay-loop'
 import type { Logger } from '../logger'
 import { PublishError, type OutboundEvent, type Publisher } from './publisher'
 import { outboxEvents, type OutboxRow } from './table'
@@ -17,14 +17,8 @@ import { outboxEvents, type OutboxRow } from './table'
 // Within one publish call a user appears at most once, so a copy that fails mid-batch can never be
 // overtaken by that user's next event, and a failed event holds back every later event of its user.
 //
-// One relay at a time. On Postgres each cycle (read, publish, mark) is one transaction on a connection
-// of the relay's own that first takes pg_try_advisory_xact_lock. Cycles of all instances are therefore
-// serialised, yet any instance may run the next one: the instance that served a request is the one the
-// after-response hook wakes, and it relays at once instead of waiting for a single leader's sweep. When
-// the lock is busy the instance retries shortly, so an event committed during another's cycle is not left
-// for the sweep. A dying instance's transaction aborts, releasing the lock and leaving its rows pending.
-// PGlite is one process on one connection: no lock, and no transaction held across a publish, which would
-// make every request wait for the broker.
+// One relay at a time, woken after each write request and by a sweep: the loop of db/relay-loop.ts, whose
+// cycles run under one advisory lock on Postgres.
 //
 // Poison. A failure that says something about the event (a nack, a return, a dropped channel) counts as
 // an attempt on the row; `disconnected` and `timeout` say only that the broker is away and count nothing.
@@ -39,22 +33,10 @@ export type RelayOptions = {
   backoff?: { initialMs: number; maxMs: number }
 }
 
-export type RelayStatus = {
-  broker: 'not-configured' | 'connected' | 'disconnected'
-  pending: number
-  failed: number
-  oldestPendingMs: number | null
-  lastError: string | null
-}
+export type RelayStatus = Backlog & { broker: 'not-configured' | 'connected' | 'disconnected'; lastError: string | null }
 
-/** The background publisher of the outbox. */
-export type Relay = {
-  /** Runs a cycle soon, unless one is running (then it runs again after) or a failure backoff is pending. */
-  wake(): void
-  /** Stops the loop after flushing what it can before the deadline; what is left stays in the outbox. */
-  stop(options: { deadlineMs: number }): Promise<void>
-  status(): Promise<RelayStatus>
-}
+/** The background publisher of the outbox (what `stop` leaves stays in the outbox). */
+export type Relay = RelayLoop & { status(): Promise<RelayStatus> }
 
 export type RelayDeps = {
   database: DbHandle
@@ -66,14 +48,9 @@ export type RelayDeps = {
   onPublishFailure?: (reason: string) => void
 }
 
-type Outcome = 'idle' | 'published' | 'gave-up' | 'busy' | 'disconnected' | 'failed'
-type Next = { delayMs: number; wakeable: boolean }
-
 const BATCH_SIZE = 100
 // Checking the publisher's connection costs no I/O, so a disconnected relay can poll it often.
 const DISCONNECTED_POLL_MS = 100
-const BUSY_RETRY_MS = 25
-const PRUNE_EVERY_MS = 60_000
 // Any constant distinct from the migration lock's; the same for every instance.
 const RELAY_LOCK_KEY = 0x75736573
 
@@ -87,74 +64,9 @@ export function createRelay(deps: RelayDeps): Relay {
 
 function startRelay({ database, publisher, logger, clock, options, onPublishFailure }: RelayDeps & { publisher: Publisher }): Relay {
   const log = logger.child({ component: 'outbox-relay' })
-  // Capped at a second, so that the first cycle after a database outage comes within about a second of
-  // its return; one transaction attempt a second does not hammer a database still down.
-  const backoff = options.backoff ?? { initialMs: 100, maxMs: 1_000 }
-  let session = database.driver === 'postgres' ? database.openSession() : undefined
-  const exclusively = (work: (q: Database) => Promise<Outcome>): Promise<Outcome> =>
-    session ? session.db.transaction(async (tx) => ((await tryRelayLock(tx)) ? work(tx) : 'busy')) : work(database.db)
-  // After a failed cycle the session's one connection may be left in a state in which postgres.js never
-  // settles the next transaction (seen after pg_terminate_backend: the relay then went silent for good).
-  // A fresh session costs one connection; the old one is dropped without waiting.
-  function renewSession() {
-    if (database.driver !== 'postgres' || !session) return
-    void session.close().catch(() => {})
-    session = database.openSession()
-  }
-
-  let timer: ReturnType<typeof setTimeout> | undefined
-  let running: Promise<void> | undefined
-  let rerun = false
-  let holdWakes = false
-  let failures = 0
-  let stopping = false
-  let stopped: Promise<void> | undefined
-  let closed = false
-  let lastPruneAt = -Infinity
   let lastError: string | null = null
 
-  function run(): void {
-    clearTimeout(timer)
-    timer = undefined
-    if (running) {
-      rerun = true
-      return
-    }
-    running = drain().then(({ delayMs, wakeable }) => {
-      running = undefined
-      if (stopping) return
-      if (rerun && wakeable) return run()
-      holdWakes = !wakeable
-      timer = setTimeout(() => {
-        holdWakes = false
-        run()
-      }, delayMs)
-    })
-  }
-
-  async function drain(): Promise<Next> {
-    rerun = false
-    try {
-      while (!closed) {
-        if (!publisher.isConnected()) return { delayMs: DISCONNECTED_POLL_MS, wakeable: true }
-        const outcome = await exclusively(publishNextBatch)
-        if (outcome === 'published' || outcome === 'gave-up') continue
-        if (outcome === 'busy') return { delayMs: BUSY_RETRY_MS, wakeable: true }
-        if (outcome === 'disconnected') return { delayMs: DISCONNECTED_POLL_MS, wakeable: true }
-        if (outcome === 'failed') return { delayMs: retryDelay(++failures), wakeable: false }
-        failures = 0
-        await pruneIfDue()
-        return { delayMs: options.sweepIntervalMs, wakeable: true }
-      }
-    } catch (err) {
-      if (!closed) log.error({ err }, 'outbox relay: cycle failed (database?); retrying with backoff')
-      if (!closed) renewSession()
-      return { delayMs: retryDelay(++failures), wakeable: false }
-    }
-    return { delayMs: options.sweepIntervalMs, wakeable: true }
-  }
-
-  async function publishNextBatch(q: Database): Promise<Outcome> {
+  async function publishNextBatch(q: Database): Promise<CycleResult> {
     const batch = onePerUser(await pendingRows(q))
     if (batch.length === 0) return 'idle'
     try {
@@ -163,12 +75,12 @@ function startRelay({ database, publisher, logger, clock, options, onPublishFail
       if (!(error instanceof PublishError)) throw error
       onPublishFailure?.(error.reason)
       await markPublished(q, batch.slice(0, error.index))
-      if (error.reason === 'disconnected') return 'disconnected'
+      if (error.reason === 'disconnected') return DISCONNECTED_POLL_MS
       return noteFailure(q, batch[error.index]!, error)
     }
     await markPublished(q, batch)
     lastError = null
-    return 'published'
+    return 'more'
   }
 
   async function markPublished(q: Database, rows: OutboxRow[]) {
@@ -177,7 +89,8 @@ function startRelay({ database, publisher, logger, clock, options, onPublishFail
     await q.update(outboxEvents).set({ publishedAt: new Date(clock.now()) }).where(inArray(outboxEvents.seq, seqs))
   }
 
-  async function noteFailure(q: Database, row: OutboxRow, error: PublishError): Promise<Outcome> {
+  /** Counts a failed publish on the row (unless the broker was only slow): `failed` backs off, `more` gave up and goes on. */
+  async function noteFailure(q: Database, row: OutboxRow, error: PublishError): Promise<CycleResult> {
     lastError = error.message
     const event = { eventId: row.id, seq: row.seq, name: row.name, userId: row.userId }
     if (error.reason === 'timeout') {
@@ -198,48 +111,33 @@ function startRelay({ database, publisher, logger, clock, options, onPublishFail
       { err: error, ...event, attempts },
       'outbox relay: gave up on an event; it stays in the outbox marked failed, and later events of the same user wait until it is retried',
     )
-    return 'gave-up'
+    return 'more'
   }
 
-  async function pruneIfDue() {
-    const now = clock.now()
-    if (now - lastPruneAt < PRUNE_EVERY_MS) return
-    lastPruneAt = now
-    await (session?.db ?? database.db).delete(outboxEvents).where(lt(outboxEvents.publishedAt, new Date(now - options.retentionMs)))
-  }
-
-  const retryDelay = (failureCount: number) => backoffDelay(failureCount, backoff)
-
-  // Delivers whatever was left from before this start (a backlog kept while no broker was configured, say).
-  run()
+  const loop = startRelayLoop({
+    database,
+    clock,
+    logger: log,
+    name: 'outbox relay',
+    lockKey: RELAY_LOCK_KEY,
+    sweepIntervalMs: options.sweepIntervalMs,
+    // Capped at a second, so that the first cycle after a database outage comes within about a second of
+    // its return; one transaction attempt a second does not hammer a database still down.
+    backoff: options.backoff ?? { initialMs: 100, maxMs: 1_000 },
+    cycle: publishNextBatch,
+    blocked: () => (publisher.isConnected() ? undefined : DISCONNECTED_POLL_MS),
+    prune: async (db, now) => {
+      await db.delete(outboxEvents).where(lt(outboxEvents.publishedAt, new Date(now - options.retentionMs)))
+    },
+    flushWhileFailing: true,
+    leftBehind: 'unpublished events stay in the outbox',
+  })
 
   return {
-    wake() {
-      if (!stopping && !holdWakes) run()
-    },
-    stop({ deadlineMs }) {
-      stopped ??= (async () => {
-        stopping = true
-        clearTimeout(timer)
-        // One more round after the current one: it may have read before the last requests committed.
-        const flushed = (async () => {
-          await running
-          await drain()
-        })()
-        const inTime = await settlesWithin(flushed, deadlineMs)
-        closed = true
-        if (!inTime) log.warn({ deadlineMs }, 'outbox relay: shutdown deadline passed; unpublished events stay in the outbox')
-        await session?.close()
-      })()
-      return stopped
-    },
+    wake: loop.wake,
+    stop: loop.stop,
     status: () => outboxStatus(database.db, clock, publisher.isConnected() ? 'connected' : 'disconnected', lastError),
   }
-}
-
-async function tryRelayLock(tx: Database): Promise<boolean> {
-  const rows = (await tx.execute(sql`select pg_try_advisory_xact_lock(${RELAY_LOCK_KEY}) as locked`)) as unknown as { locked: boolean }[]
-  return rows[0]?.locked === true
 }
 
 function pendingRows(q: Database): Promise<OutboxRow[]> {
@@ -271,34 +169,6 @@ function onePerUser(rows: OutboxRow[]): OutboxRow[] {
 const toOutboundEvent = (row: OutboxRow): OutboundEvent => ({ id: row.id, name: row.name, payload: row.payload, createdAt: row.createdAt })
 
 async function outboxStatus(db: Database, clock: Clock, broker: RelayStatus['broker'], lastError: string | null): Promise<RelayStatus> {
-  const { failedAt, publishedAt, createdAt } = outboxEvents
-  const [counts] = await db
-    .select({
-      pending: sql<number>`count(*) filter (where ${failedAt} is null)`.mapWith(Number),
-      failed: sql<number>`count(*) filter (where ${failedAt} is not null)`.mapWith(Number),
-      oldest: sql<Date | null>`min(${createdAt}) filter (where ${failedAt} is null)`.mapWith(createdAt),
-    })
-    .from(outboxEvents)
-    // Written to match the two partial indexes; failed rows are never published.
-    .where(or(and(isNull(publishedAt), isNull(failedAt)), isNotNull(failedAt)))
-  const oldest = counts?.oldest
-  return {
-    broker,
-    pending: counts?.pending ?? 0,
-    failed: counts?.failed ?? 0,
-    oldestPendingMs: oldest ? Math.max(0, clock.now() - oldest.getTime()) : null,
-    lastError,
-  }
-}
-
-async function settlesWithin(promise: Promise<void>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const expired = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms)
-  })
-  try {
-    return await Promise.race([promise.then(() => true), expired])
-  } finally {
-    clearTimeout(timer)
-  }
+  const { publishedAt: deliveredAt, failedAt, createdAt } = outboxEvents
+  return { broker, ...(await readBacklog(db, clock, { table: outboxEvents, deliveredAt, failedAt, createdAt })), lastError }
 }

@@ -2,6 +2,7 @@ import type { DbHandle } from '../db'
 import type { Publisher } from '../events/publisher'
 import type { Relay } from '../events/relay'
 import { masterClients, REDIS_COMMAND_TIMEOUT_MS, type RedisClient, type RedisNodeClient } from '../redis/client'
+import { raceTimer } from '../timeout'
 
 /** The outcome of one readiness check; extra fields explain it. */
 export type CheckResult = { status: 'up' | 'down' } & Record<string, unknown>
@@ -68,10 +69,9 @@ export async function evictionPolicy(nodes: Pick<RedisNodeClient, 'configGet'>[]
 
 // A cluster's node clients carry no command timeout of their own; a blackholed master must not hang the check.
 const withinDeadline = <T>(promise: Promise<T>): Promise<T> =>
-  Promise.race([
-    promise,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer')), REDIS_COMMAND_TIMEOUT_MS).unref()),
-  ])
+  raceTimer(promise, REDIS_COMMAND_TIMEOUT_MS, () => {
+    throw new Error('no answer')
+  })
 
 /** Whether the publisher has a confirm channel open to RabbitMQ. */
 export const brokerCheck = (publisher: Pick<Publisher, 'isConnected'>): ReadinessCheck => ({

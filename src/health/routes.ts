@@ -1,5 +1,6 @@
 import { Elysia, t } from 'elysia'
 import type { CheckResult, ReadinessCheck } from './checks'
+import { raceTimer } from '../timeout'
 
 // A hung dependency must not hang the probe.
 const CHECK_TIMEOUT_MS = 2_000
@@ -39,14 +40,9 @@ async function runChecks(checks: ReadinessCheck[]): Promise<Record<string, Check
   return Object.fromEntries(results)
 }
 
-async function bounded(check: () => Promise<CheckResult>): Promise<CheckResult> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const expired = new Promise<CheckResult>((resolve) => {
-    timer = setTimeout(() => resolve({ status: 'down', error: `no answer within ${CHECK_TIMEOUT_MS} ms` }), CHECK_TIMEOUT_MS)
-  })
-  try {
-    return await Promise.race([check().catch(() => ({ status: 'down' as const, error: 'the check failed' })), expired])
-  } finally {
-    clearTimeout(timer)
-  }
-}
+const bounded = (check: () => Promise<CheckResult>): Promise<CheckResult> =>
+  raceTimer(
+    check().catch((): CheckResult => ({ status: 'down', error: 'the check failed' })),
+    CHECK_TIMEOUT_MS,
+    (): CheckResult => ({ status: 'down', error: `no answer within ${CHECK_TIMEOUT_MS} ms` }),
+  )

@@ -1,5 +1,6 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import { Counter, Histogram, type Registry } from 'prom-client'
 import type { CheckResult, ReadinessCheck } from '../health/checks'
+import { backlogGauges } from '../metrics'
 import type { MailRelay, MailStatus } from './relay'
 
 /** The mail relay's metrics on the service's registry: deliveries, failures, and the outbox read at each scrape. */
@@ -26,20 +27,11 @@ export function createMailMetrics(registry: Registry) {
     onFailure: (reason: string) => failures.inc({ reason }),
     /** Registers the backlog gauges, read from the outbox when scraped. */
     watch(relay: Pick<MailRelay, 'status'>) {
-      let status: Promise<MailStatus> | undefined
-      const current = () => (status ??= relay.status().finally(() => setTimeout(() => (status = undefined), 100)))
-      const gauge = (name: string, help: string, read: (s: MailStatus) => number) =>
-        new Gauge({
-          name,
-          help,
-          registers,
-          async collect() {
-            this.set(read(await current()))
-          },
-        })
-      gauge('users_mail_pending', 'Messages waiting to be delivered', (s) => s.pending)
-      gauge('users_mail_failed', 'Messages given up on', (s) => s.failed)
-      gauge('users_mail_oldest_pending_seconds', 'Age of the oldest waiting message', (s) => (s.oldestPendingMs ?? 0) / 1000)
+      backlogGauges(registry, relay, {
+        pending: ['users_mail_pending', 'Messages waiting to be delivered'],
+        failed: ['users_mail_failed', 'Messages given up on'],
+        oldest: ['users_mail_oldest_pending_seconds', 'Age of the oldest waiting message'],
+      })
     },
   }
 }

@@ -10,6 +10,7 @@ import { email as emailSchema } from '../users/model'
 import type { PictureLimits } from '../users/picture'
 import type { UserRow } from '../users/table'
 import { importPicture, type ImportedPicture, type PictureProblem, type PictureSource } from './django-pictures'
+import { mapConcurrently } from '../concurrency'
 
 export type ImportDeps = {
   db: Database
@@ -327,16 +328,3 @@ async function* readAhead<T>(batches: AsyncIterable<T>) {
   }
 }
 
-/** `fn` over every item, at most `limit` at a time, results in the items' order. */
-async function mapConcurrently<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length)
-  let next = 0
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++
-      results[i] = await fn(items[i]!)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
-  return results
-}

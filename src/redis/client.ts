@@ -2,6 +2,7 @@ import { createClient, createCluster, type RedisClientType, type RedisClusterTyp
 import { backoffDelay } from '../backoff'
 import type { Logger } from '../logger'
 import { addTracingChannelHasSubscribers } from './tracing'
+import { raceTimer } from '../timeout'
 
 /** One Redis server's client (a standalone Redis, or one node of a cluster). */
 export type RedisNodeClient = RedisClientType
@@ -108,7 +109,7 @@ export async function connectRedisCluster(nodes: string[], logger: Pick<Logger, 
   }
   const connected = connect(0)
   // Resolve after the first attempt either way, as connectRedis does.
-  await Promise.race([connected, new Promise((resolve) => setTimeout(resolve, COMMAND_TIMEOUT_MS).unref())])
+  await raceTimer(connected, COMMAND_TIMEOUT_MS, () => undefined)
   return cluster
 }
 

@@ -1,5 +1,6 @@
 import { dictionary } from '@zxcvbn-ts/language-common'
 import { djangoVerifier } from './django-passwords'
+import { boundedConcurrency } from '../concurrency'
 
 export type Argon2Params = { memoryCost: number; timeCost: number }
 
@@ -17,7 +18,7 @@ export const HASHING_PARALLELISM = 2 * navigator.hardwareConcurrency
 /** Hashing and verification with argon2id on Bun's thread pool, so the event loop stays free. */
 export function createPasswords(params: Argon2Params, parallelism = HASHING_PARALLELISM) {
   const options = { algorithm: 'argon2id', ...params } as const
-  const limited = concurrencyLimit(parallelism)
+  const limited = boundedConcurrency(parallelism)
   // Login verifies against this when the email is unknown, so both cases cost the same time.
   const dummyHash = Bun.password.hash(crypto.randomUUID(), options)
   const verifyDummy = async (password: string) => {
@@ -55,24 +56,6 @@ export function createPasswords(params: Argon2Params, parallelism = HASHING_PARA
 
     /** The password to hash when upgrading `hash`: the old service's hashes were made from the stripped password. */
     canonical: (password: string, hash: string) => (hash.startsWith('$argon2') ? password : password.trim()),
-  }
-}
-
-/** Runs at most `limit` of the given tasks at once, the others waiting in order. */
-function concurrencyLimit(limit: number) {
-  let running = 0
-  const waiting: (() => void)[] = []
-  return async <T>(task: () => Promise<T>): Promise<T> => {
-    // A finishing task hands its slot straight to the next waiter, so no newcomer can slip in between.
-    if (running < limit) running++
-    else await new Promise<void>((resolve) => waiting.push(resolve))
-    try {
-      return await task()
-    } finally {
-      const next = waiting.shift()
-      if (next) next()
-      else running--
-    }
   }
 }
 

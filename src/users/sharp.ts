@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { dlopen } from 'bun:ffi'
+import { boundedConcurrency } from '../concurrency'
 
 type Sharp = typeof import('sharp').default
 
@@ -44,23 +45,6 @@ async function preloadEmbeddedLibvips() {
   } finally {
     // Once mapped, the library needs no file: nothing is left in the temporary folder.
     rmSync(folder, { recursive: true, force: true })
-  }
-}
-
-/** At most `limit` calls of `work` at once, the others waiting their turn in order. */
-export function boundedConcurrency(limit: number) {
-  let running = 0
-  const waiting: (() => void)[] = []
-  return async <T>(work: () => Promise<T>): Promise<T> => {
-    if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve))
-    else running++
-    try {
-      return await work()
-    } finally {
-      const next = waiting.shift()
-      if (next) next()
-      else running--
-    }
   }
 }
 

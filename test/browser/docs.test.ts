@@ -1,44 +1,25 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { chromium, type BrowserContext } from 'playwright-core'
+import type { BrowserContext } from 'playwright-core'
 import { createTestApp, type TestApp } from '../support/app'
-
-// Debian's chromium, never a browser a tool downloads; no network a test machine may lack.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-]
-// A browser starts slowly on a busy machine; generous, as the bound is only there to end a hung run.
-const SLOW = 60_000
+import { launchChromium, SLOW } from '../support/chromium'
 
 let t: TestApp
 let server: ReturnType<TestApp['app']['listen']>
 let origin: string
-let profile: string
 let browser: BrowserContext
+let closeBrowser: (() => Promise<void>) | undefined
 
 beforeAll(async () => {
   t = await createTestApp({ driver: 'pglite', store: 'memory', label: 'docs' })
   server = t.app.listen({ port: 0, hostname: '127.0.0.1' })
   origin = `http://127.0.0.1:${server.server!.port}`
-  profile = mkdtempSync(join(tmpdir(), 'users-chromium-'))
-  browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS })
+  ;({ browser, close: closeBrowser } = await launchChromium())
 }, SLOW)
 
 afterAll(async () => {
-  await browser?.close()
+  await closeBrowser?.()
   await server?.stop()
   await t?.close()
-  if (profile) rmSync(profile, { recursive: true, force: true })
 })
 
 describe('the API docs page in Chromium, offline', () => {

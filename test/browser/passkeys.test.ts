@@ -1,31 +1,18 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chromium, type BrowserContext, type CDPSession, type Page } from 'playwright-core'
+import type { BrowserContext, CDPSession, Page } from 'playwright-core'
 import { createTestApp, type TestApp } from '../support/app'
+import { launchChromium, SLOW } from '../support/chromium'
 
-// Debian's chromium, as in docs.test.ts; `localhost` is a secure context over http, which WebAuthn requires.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  // The service listens on 127.0.0.1 only; localhost must not try ::1 first.
-  '--host-resolver-rules=MAP localhost 127.0.0.1',
-]
-const SLOW = 60_000
+// `localhost` is a secure context over http, which WebAuthn requires; the service listens on 127.0.0.1
+// only, so localhost must not try ::1 first.
+const LOCALHOST_FLAGS = ['--host-resolver-rules=MAP localhost 127.0.0.1']
 
 let t: TestApp
 let server: ReturnType<TestApp['app']['listen']>
 let origin: string
-let profile: string
 let browser: BrowserContext
+let closeBrowser: (() => Promise<void>) | undefined
 let page: Page
 
 /** A port free a moment ago: the relying party's origin must be configured before the app is built. */
@@ -51,8 +38,7 @@ beforeAll(async () => {
   if (!bundle.success) throw new AggregateError(bundle.logs, 'could not bundle the test page')
   const script = await bundle.outputs[0]!.text()
 
-  profile = mkdtempSync(join(tmpdir(), 'users-chromium-'))
-  browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS })
+  ;({ browser, close: closeBrowser } = await launchChromium(LOCALHOST_FLAGS))
   // The page comes from the test, under the service's origin; every API call goes to the running service.
   await browser.route(`${origin}/passkey-test`, (route) =>
     route.fulfill({ contentType: 'text/html', body: `<!doctype html><title>passkeys</title><script>${script}</script>` }),
@@ -78,10 +64,9 @@ async function freshAuthenticator() {
 }
 
 afterAll(async () => {
-  await browser?.close()
+  await closeBrowser?.()
   await server?.stop()
   await t?.close()
-  if (profile) rmSync(profile, { recursive: true, force: true })
 })
 
 type Answer = { status: number; body: any }

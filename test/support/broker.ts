@@ -83,15 +83,6 @@ export const testPublisher =
   (config: Config, logger: Logger) =>
     createPublisher(config, url, logger, { backoff: FAST_BACKOFF, timeoutMs: 2_000 })
 
-/** Polls until `condition` holds, or fails naming `what`. */
-export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await Bun.sleep(10)
-  }
-}
-
 function toDelivery(queue: string, message: ConsumeMessage): Delivery {
   return {
     queue,

@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { waitFor } from './wait'
 
 export const MAIN = join(import.meta.dir, '../../src/main.ts')
 
@@ -25,11 +26,6 @@ export function spawnMain(args: string[], env: Record<string, string>) {
 
 /** Polls until the service answers on `port`, or fails after `timeoutMs`. */
 export async function waitForPort(port: number, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    const ok = await fetch(`http://127.0.0.1:${port}/api/users/me/`).then(() => true, () => false)
-    if (ok) return
-    await Bun.sleep(100)
-  }
-  throw new Error(`nothing answered on port ${port} within ${timeoutMs} ms`)
+  const answers = () => fetch(`http://127.0.0.1:${port}/api/users/me/`).then(() => true, () => false)
+  await waitFor(answers, `the service to answer on port ${port}`, timeoutMs, 100)
 }

@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from 'bun:test'
 import { connectRedis, connectRedisCluster, masterClients, type RedisClient } from '../../src/redis/client'
 
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -33,4 +34,19 @@ export async function keysUnder(client: RedisClient, prefix: string) {
     for await (const keys of node.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) found.push(...keys)
   }
   return found.sort()
+}
+
+/** A client of each kind for the calling test file, connected before its tests; the keys under `prefix` go after them. */
+export function clientsOfEveryKind(prefix: string): Record<RedisKind, RedisClient> {
+  const clients = {} as Record<RedisKind, RedisClient>
+  beforeAll(async () => {
+    for (const kind of REDIS_KINDS) clients[kind] = await connectTestRedis(kind)
+  })
+  afterAll(async () => {
+    for (const client of Object.values(clients)) {
+      await deletePrefix(client, prefix)
+      client.destroy()
+    }
+  })
+  return clients
 }
