@@ -1,6 +1,7 @@
-import { asc, count, eq, or, sql, type SQL } from 'drizzle-orm'
+import { asc, eq, or, sql, type SQL } from 'drizzle-orm'
 import type { Clock } from '../clock'
 import type { Database } from '../db'
+import { countUpTo, pageSlice } from '../db/pages'
 import { recordUserEvent } from '../users/events'
 import type { Metrics } from '../metrics'
 import { recordSecurityEvent, recordSecurityEventAfter, type Actor, type ClientInfo } from '../security-log/service'
@@ -44,12 +45,11 @@ export async function listAccounts(db: Database, query: { search?: string; page?
     const pattern = `%${query.search.trim().toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`
     where = or(sql`${users.email} like ${pattern}`, searchCondition(query.search))
   }
-  const matches = db.select({ one: sql`1` }).from(users).where(where).limit(MAX_COUNT).as('matches')
-  const [total] = await db.select({ n: count() }).from(matches)
-  const found = total?.n ?? 0
-  if (page > 1 && (page - 1) * pageSize >= found) throw ADMIN_ERRORS.pageNotFound()
-  const rows = await db.select().from(users).where(where).orderBy(asc(users.email)).limit(pageSize).offset((page - 1) * pageSize)
-  return { count: found, page, hasNext: page * pageSize < found, rows }
+  const found = await countUpTo(db, users, where, MAX_COUNT)
+  const slice = pageSlice(found, page, pageSize)
+  if (!slice) throw ADMIN_ERRORS.pageNotFound()
+  const rows = await db.select().from(users).where(where).orderBy(asc(users.email)).limit(pageSize).offset(slice.offset)
+  return { count: found, page, hasNext: slice.hasNext, rows }
 }
 
 /**

@@ -1,5 +1,6 @@
-import { and, count, desc, eq, lt, sql, type SQL } from 'drizzle-orm'
+import { and, desc, eq, lt, sql, type SQL } from 'drizzle-orm'
 import type { Database, Transaction } from '../db'
+import { countUpTo, pageSlice } from '../db/pages'
 import { SECURITY_LOG_ERRORS } from './errors'
 import { securityEvents, type ActorKind, type SecurityEventDetail, type SecurityEventType } from './table'
 
@@ -59,18 +60,17 @@ export async function listSecurityEvents(db: Database, query: SecurityLogQuery) 
   if (query.userId !== undefined) conditions.push(eq(securityEvents.userId, query.userId))
   if (query.type !== undefined) conditions.push(eq(securityEvents.type, query.type))
   const where = conditions.length ? and(...conditions) : undefined
-  const matches = db.select({ one: sql`1` }).from(securityEvents).where(where).limit(MAX_COUNT).as('matches')
-  const [total] = await db.select({ n: count() }).from(matches)
-  const found = total?.n ?? 0
-  if (page > 1 && (page - 1) * pageSize >= found) throw SECURITY_LOG_ERRORS.pageNotFound()
+  const found = await countUpTo(db, securityEvents, where, MAX_COUNT)
+  const slice = pageSlice(found, page, pageSize)
+  if (!slice) throw SECURITY_LOG_ERRORS.pageNotFound()
   const rows = await db
     .select()
     .from(securityEvents)
     .where(where)
     .orderBy(desc(securityEvents.at), desc(securityEvents.id))
     .limit(pageSize)
-    .offset((page - 1) * pageSize)
-  return { count: found, page, hasNext: page * pageSize < found, rows }
+    .offset(slice.offset)
+  return { count: found, page, hasNext: slice.hasNext, rows }
 }
 
 // Small batches: each delete holds its row locks briefly, so writers of new events never wait long.

@@ -1,5 +1,6 @@
-import { asc, count, sql, type SQL } from 'drizzle-orm'
+import { asc, sql, type SQL } from 'drizzle-orm'
 import { preparedPerDatabase, type Database } from '../db'
+import { countUpTo, pageSlice } from '../db/pages'
 import { fieldError } from '../errors'
 import type { Config } from '../config'
 import { isUuid } from '../http/formats'
@@ -9,8 +10,7 @@ import { toUserBody } from './model'
 import { users, type UserRow } from './table'
 
 export const MAX_IDS = 100
-// An exact count of a broad search ("a") reads every match: a second at a million users. Counting
-// stops here instead; `count` then says "at least this many", and paging still works up to it.
+// Counting a search stops here (see countUpTo): a broad one ("a") would read every match.
 export const MAX_COUNT = 10_000
 
 /** What the directory is asked for: some users by id, or a search by name, one page at a time. */
@@ -69,18 +69,11 @@ export async function listUsers(db: Database, query: DirectoryQuery, maxCount = 
   const page = query.page ?? 1
   const where = searchCondition(query.search)
 
-  const matches = db.select({ one: sql`1` }).from(users).where(where).limit(maxCount).as('matches')
-  const [total] = await db.select({ n: count() }).from(matches)
-  const found = total?.n ?? 0
-  if (page > 1 && (page - 1) * pageSize >= found) throw USER_ERRORS.pageNotFound()
-  const rows = await db
-    .select()
-    .from(users)
-    .where(where)
-    .orderBy(...directoryOrder)
-    .limit(pageSize)
-    .offset((page - 1) * pageSize)
-  return { count: found, page, hasNext: page * pageSize < found, rows }
+  const found = await countUpTo(db, users, where, maxCount)
+  const slice = pageSlice(found, page, pageSize)
+  if (!slice) throw USER_ERRORS.pageNotFound()
+  const rows = await db.select().from(users).where(where).orderBy(...directoryOrder).limit(pageSize).offset(slice.offset)
+  return { count: found, page, hasNext: slice.hasNext, rows }
 }
 
 const usersByIds = preparedPerDatabase((db) =>
