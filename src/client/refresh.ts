@@ -1,0 +1,120 @@
+import { failed, ok, type ClientError, type Result } from './result'
+import type { TokenStorage, WebStorage } from './storage'
+import type { Tabs } from './tabs'
+import type { TokenPair } from './types'
+
+/** The Web Locks API's one method the client needs (`navigator.locks`). */
+export type Locks = { request<T>(name: string, callback: () => Promise<T>): Promise<T> }
+
+declare const navigator: { locks?: Locks } | undefined
+declare const localStorage: WebStorage | undefined
+
+// How long a tab that finds its pair rotated by another tab waits for that tab's message with the new one.
+const ROTATED_PAIR_WAIT_MS = 3000
+
+/** What the service answers a call without a session; the client answers the same without asking. */
+export const NOT_SIGNED_IN: ClientError = { kind: 'http', status: 401, code: 'not_authenticated', detail: 'Not signed in.', body: undefined }
+
+export const browserLocks = (): Locks | undefined => (typeof navigator === 'object' ? navigator?.locks : undefined)
+
+/**
+ * Refreshes a stale pair once, however many requests and tabs find it stale together: within a tab, callers
+ * share the refresh in flight; across tabs, the one holding the Web Lock refreshes and the others, taking the
+ * lock after it, find the pair already rotated and adopt the new one. Where Web Locks are missing, a tab
+ * announces its refresh on the channel and the others wait for its result.
+ */
+export function singleFlightRefresh({
+  storage,
+  tabs,
+  locks,
+  lockName,
+  send,
+  rotated,
+  ended,
+}: {
+  storage: TokenStorage
+  tabs: Tabs
+  locks: Locks | undefined
+  lockName: string
+  send: (refresh: string) => Promise<Result<TokenPair>>
+  /** The new pair is stored; tell the tab and the others. */
+  rotated: (pair: TokenPair) => void
+  /** The service refused the refresh token: the session is over. */
+  ended: () => void
+}) {
+  let refreshing: Promise<Result<TokenPair>> | null = null
+  const marker = rotationMarker(`${lockName}.rotated`)
+
+  async function rotateHoldingLock(stale: TokenPair): Promise<Result<TokenPair>> {
+    // Another tab rotated this pair while this one waited for the lock: its message carries the new pair.
+    if (storage.get()?.refresh === stale.refresh && marker.rotated(stale.refresh)) await tabs.replaced(stale.refresh, ROTATED_PAIR_WAIT_MS)
+    if (storage.get()?.refresh !== stale.refresh) return current()
+    return exchange(stale, () => marker.mark(stale.refresh))
+  }
+
+  async function rotateAnnouncing(stale: TokenPair): Promise<Result<TokenPair>> {
+    const peer = tabs.peerRefreshing(stale.access)
+    if (peer) await peer
+    // Another request or tab already replaced, or ended, this pair.
+    if (storage.get()?.refresh !== stale.refresh) return current()
+    tabs.announceRefresh(stale.access)
+    return exchange(stale)
+  }
+
+  async function exchange(stale: TokenPair, onRotated = () => {}): Promise<Result<TokenPair>> {
+    const result = await send(stale.refresh)
+    // A login or logout while the refresh was under way is newer than its result.
+    if (storage.get()?.refresh !== stale.refresh) return current()
+    if (result.ok) {
+      onRotated()
+      rotated(result.data)
+    } else if (result.error.kind === 'http' && result.error.status === 401) ended()
+    // Any other failure (network, 503, timeout) is transient: the pair is kept for the next attempt.
+    return result
+  }
+
+  /** The pair another request or tab put in place, or the 401 a call without one gets. */
+  const current = () => {
+    const pair = storage.get()
+    return pair ? ok(pair) : failed(NOT_SIGNED_IN)
+  }
+
+  /** The pair that replaces `stale`, or why none could be had. */
+  return (stale: TokenPair): Promise<Result<TokenPair>> => {
+    refreshing ??= (locks ? locks.request(lockName, () => rotateHoldingLock(stale)) : rotateAnnouncing(stale)).finally(() => {
+      refreshing = null
+    })
+    return refreshing
+  }
+}
+
+/**
+ * A note in localStorage, shared by the tabs, of the last refresh token rotated: a tab that takes the lock
+ * after another tab refreshed learns so at once, even before that tab's message with the new pair arrives
+ * (the lock's release and the channel's message reach it in no set order). It keeps only a 32-bit hash of
+ * the token, which tells nothing about it.
+ */
+function rotationMarker(key: string) {
+  const store = typeof localStorage === 'object' ? localStorage : undefined
+  return {
+    mark(refresh: string) {
+      try {
+        store?.setItem(key, fingerprint(refresh))
+      } catch {}
+    },
+    rotated(refresh: string) {
+      try {
+        return store?.getItem(key) === fingerprint(refresh)
+      } catch {
+        return false
+      }
+    },
+  }
+}
+
+/** FNV-1a, 32 bits. */
+function fingerprint(text: string) {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193)
+  return (hash >>> 0).toString(16)
+}
