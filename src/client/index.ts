@@ -1,4 +1,5 @@
 import { createAuthStore, type AuthListener, type AuthSnapshot, type AuthStore } from './auth-state'
+import { browserGlobal } from './globals'
 import { browserLocks, NOT_SIGNED_IN, singleFlightRefresh } from './refresh'
 import type { Locks } from './refresh'
 import { exchange, failed, httpError, ok, type Fetcher, type Result } from './result'
@@ -56,8 +57,6 @@ type Request = { method: string; path: string; body?: unknown; query?: Record<st
 
 const API = '/api/users'
 
-declare const document: unknown
-
 /**
  * The Users service's client for a browser (or another service): typed calls for every flow, each with a
  * result to switch on; the tokens kept, attached and refreshed; an auth state to subscribe to, shared by the
@@ -66,7 +65,7 @@ declare const document: unknown
 export function createUsersClient({
   baseUrl,
   storage = defaultStorage(),
-  channel = typeof document === 'object' ? 'users-service' : false,
+  channel = browserGlobal('document') ? 'users-service' : false,
   onLoggedOut = () => {},
   scheme = 'JWT',
   refreshSkewSeconds = 30,

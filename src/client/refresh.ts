@@ -1,3 +1,4 @@
+import { browserGlobal } from './globals'
 import { failed, ok, type ClientError, type Result } from './result'
 import type { TokenStorage, WebStorage } from './storage'
 import type { Tabs } from './tabs'
@@ -6,8 +7,6 @@ import type { TokenPair } from './types'
 /** The Web Locks API's one method the client needs (`navigator.locks`). */
 export type Locks = { request<T>(name: string, callback: () => Promise<T>): Promise<T> }
 
-declare const navigator: { locks?: Locks } | undefined
-declare const localStorage: WebStorage | undefined
 
 // How long a tab that finds its pair rotated by another tab waits for that tab's message with the new one.
 const ROTATED_PAIR_WAIT_MS = 3000
@@ -15,7 +14,7 @@ const ROTATED_PAIR_WAIT_MS = 3000
 /** What the service answers a call without a session; the client answers the same without asking. */
 export const NOT_SIGNED_IN: ClientError = { kind: 'http', status: 401, code: 'not_authenticated', detail: 'Not signed in.', body: undefined }
 
-export const browserLocks = (): Locks | undefined => (typeof navigator === 'object' ? navigator?.locks : undefined)
+export const browserLocks = (): Locks | undefined => browserGlobal<{ locks?: Locks }>('navigator')?.locks
 
 /**
  * Refreshes a stale pair once, however many requests and tabs find it stale together: within a tab, callers
@@ -95,7 +94,7 @@ export function singleFlightRefresh({
  * the token, which tells nothing about it.
  */
 function rotationMarker(key: string) {
-  const store = typeof localStorage === 'object' ? localStorage : undefined
+  const store = browserGlobal<WebStorage>('localStorage')
   return {
     mark(refresh: string) {
       try {

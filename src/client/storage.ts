@@ -1,3 +1,4 @@
+import { browserGlobal } from './globals'
 import type { TokenPair } from './types'
 
 /** Where the client keeps its token pair. An `access` of '' means "unknown": the client refreshes before using it. */
@@ -5,9 +6,6 @@ export type TokenStorage = { get(): TokenPair | null; set(pair: TokenPair | null
 
 /** The Web Storage methods the adapters use (`localStorage`, `sessionStorage`). */
 export type WebStorage = { getItem(key: string): string | null; setItem(key: string, value: string): void; removeItem(key: string): void }
-
-declare const localStorage: WebStorage | undefined
-declare const sessionStorage: WebStorage | undefined
 
 /** Tokens in memory only: gone on reload (another open tab hands them back over the channel). */
 export function memoryStorage(initial: TokenPair | null = null): TokenStorage {
@@ -26,7 +24,7 @@ export function memoryStorage(initial: TokenPair | null = null): TokenStorage {
  * ends it there, and a new tab gets the pair from an open one over the BroadcastChannel. An injected
  * script can still read the refresh token, as it can from any storage a page's script reaches (docs/security.md).
  */
-export function sessionStorageAdapter(key = 'users-service.refresh', store: WebStorage | undefined = sessionStorage): TokenStorage {
+export function sessionStorageAdapter(key = 'users-service.refresh', store: WebStorage | undefined = browserGlobal('sessionStorage')): TokenStorage {
   let access = ''
   return {
     get() {
@@ -44,7 +42,7 @@ export function sessionStorageAdapter(key = 'users-service.refresh', store: WebS
  * Opt-in: the whole pair in `localStorage` (or another Web Storage) under one key. It survives closing the
  * browser and is shared by every tab, and any script running on the origin can read and send it away.
  */
-export function localStorageAdapter(key = 'users-service.tokens', store: WebStorage | undefined = localStorage): TokenStorage {
+export function localStorageAdapter(key = 'users-service.tokens', store: WebStorage | undefined = browserGlobal('localStorage')): TokenStorage {
   return {
     get() {
       try {
@@ -59,8 +57,7 @@ export function localStorageAdapter(key = 'users-service.tokens', store: WebStor
 }
 
 /** `sessionStorage` in a page, memory elsewhere (a server, a worker, a test). */
-export const defaultStorage = (): TokenStorage =>
-  typeof sessionStorage === 'object' && sessionStorage !== null ? sessionStorageAdapter() : memoryStorage()
+export const defaultStorage = (): TokenStorage => (browserGlobal('sessionStorage') ? sessionStorageAdapter() : memoryStorage())
 
 // Web Storage throws where the browser forbids it (a sandboxed frame, storage blocked): then there is nothing.
 function read<T>(access: () => T): T | undefined {

@@ -37,7 +37,9 @@ export function syncTabs(channelName: string | null, storage: TokenStorage, news
   const waiters = new Set<() => void>()
 
   if (channel) channel.onmessage = (event) => adopt(event.data as Message)
-  const post = (message: Message) => channel?.postMessage(message)
+  let closed = false
+  // A request still under way when the app closed the client must not fail on the closed channel.
+  const post = (message: Message) => void (closed || channel?.postMessage(message))
 
   function adopt(message: Message) {
     switch (message.type) {
@@ -130,6 +132,7 @@ export function syncTabs(channelName: string | null, storage: TokenStorage, news
     /** Resolves when the other tab refreshing `access` reports back (or after a wait); undefined when none is. */
     peerRefreshing: (access: string) => (peer?.access === access ? peer.done : undefined),
     close() {
+      closed = true
       peer?.settle()
       channel?.close()
     },
