@@ -124,9 +124,10 @@ export function createUsersClient({
     return ok({ step: 'signed_in', user: current })
   }
 
-  /** A new user body from the service: kept, and told to listeners and the other tabs. */
+  /** A user body from the service that differs from the cached one: kept, and told to listeners and the other tabs. */
   function userUpdated(next: T.User) {
-    if (auth.getSnapshot().status !== 'signed_in') return
+    const { status, user } = auth.getSnapshot()
+    if (status !== 'signed_in' || JSON.stringify(user) === JSON.stringify(next)) return
     tabs.userUpdated(next)
     auth.emit('user_updated', { user: next })
   }
