@@ -344,3 +344,106 @@ test('the client bundles for a browser with nothing but its own modules', async 
   expect(sources.length).toBeGreaterThan(3)
   expect(sources.filter((source) => !source?.startsWith('src/client/'))).toEqual([])
 })
+
+test('the auth state follows sign-in, refresh, profile changes and the own logout, with a snapshot stable between changes', async () => {
+  const seen: [AuthEvent, string, string | null][] = []
+  const client = open({ fetcher: recorder().fetcher })
+  client.auth.subscribe((event, snapshot) => seen.push([event, snapshot.status, snapshot.user?.full_name ?? null]))
+  expect(await client.ready).toEqual({ status: 'signed_out', user: null })
+  await client.register(newUser())
+  const signedIn = client.auth.getSnapshot()
+  expect(client.auth.getSnapshot()).toBe(signedIn)
+  expect(outcome(await client.refresh())).toBe('ok')
+  expect(client.auth.getSnapshot()).toBe(signedIn)
+  await client.me()
+  expect(client.auth.getSnapshot()).toBe(signedIn)
+  await client.updateProfile({ full_name: 'Renamed' })
+  expect(client.auth.getSnapshot()).not.toBe(signedIn)
+  await client.logout()
+  expect(seen).toEqual([
+    ['initial_session', 'signed_out', null],
+    ['signed_in', 'signed_in', 'Client User'],
+    ['token_refreshed', 'signed_in', 'Client User'],
+    ['user_updated', 'signed_in', 'Renamed'],
+    ['signed_out', 'signed_out', null],
+  ])
+})
+
+test('onAuthStateChange starts with initial_session, and a client with a stored pair starts signed in with its user', async () => {
+  const user = await t.registerUser()
+  const client = open({ fetcher: recorder().fetcher, storage: memoryStorage({ access: user.access, refresh: user.refresh }) })
+  const seen: string[] = []
+  const unsubscribe = client.onAuthStateChange((event, snapshot) => seen.push(`${event}:${snapshot.status}:${snapshot.user?.id}`))
+  await client.ready
+  await waitFor(() => seen.length > 0, 'the initial session')
+  expect(seen).toEqual([`initial_session:signed_in:${user.id}`])
+  unsubscribe()
+  await client.logout()
+  expect(seen).toHaveLength(1)
+})
+
+test('a new tab is handed the session, and the user, by an open tab', async () => {
+  const channel = newChannel()
+  const first = open({ channel, fetcher: recorder().fetcher })
+  await first.register(newUser())
+  const calls = recorder()
+  const second = open({ channel, fetcher: calls.fetcher })
+  expect(await second.ready).toEqual({ status: 'signed_in', user: first.user })
+  expect(second.tokens).toEqual(first.tokens)
+  expect(calls.requests).toEqual([])
+})
+
+test('the sessionStorage adapter keeps only the refresh token; the access token is refreshed after a reload', async () => {
+  const storage = webStorage()
+  const calls = recorder()
+  const before = open({ fetcher: calls.fetcher, storage: sessionStorageAdapter('tab', storage) })
+  await before.register(newUser())
+  expect(storage.getItem('tab')).toBe(before.tokens!.refresh)
+  // A reload: the same sessionStorage, a new client whose memory is empty.
+  calls.requests.length = 0
+  const after = open({ fetcher: calls.fetcher, storage: sessionStorageAdapter('tab', storage) })
+  expect((await after.ready).status).toBe('signed_in')
+  expect(calls.requests.map((request) => request.path)).toEqual([REFRESH, ME])
+})
+
+test('a fetch that fails is kind network, one with no answer in time timeout, one the caller aborts aborted', async () => {
+  const down = open({ fetcher: () => Promise.reject(new TypeError('Failed to fetch')) })
+  const login = { email: 'ann@example.com', password: 'a-long-unusual-passphrase' }
+  expect(await down.login(login)).toEqual({ ok: false, error: { kind: 'network', detail: expect.stringContaining('Failed to fetch') } })
+  const hanging: Fetcher = (_url, init) => new Promise((_resolve, reject) => init.signal?.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError'))))
+  const slow = open({ fetcher: hanging, timeoutMs: 50 })
+  expect(outcome(await slow.login(login))).toBe('timeout')
+  const patient = open({ fetcher: hanging })
+  const abort = new AbortController()
+  const pending = patient.login(login, { signal: abort.signal })
+  abort.abort()
+  expect(outcome(await pending)).toBe('aborted')
+})
+
+test('sessions, the directory, the security log and account deletion are calls of their own', async () => {
+  const { client } = await loggedIn()
+  const sessions = await client.sessions.list()
+  if (!sessions.ok) throw new Error('no sessions')
+  expect(sessions.data).toHaveLength(1)
+  const other = await t.registerUser({ full_name: 'Zed Directory' })
+  const page = await client.users.list({ ids: other.id })
+  expect(page.ok && page.data.results.map((user) => user.full_name)).toEqual(['Zed Directory'])
+  const profile = await client.users.get(other.id)
+  expect(profile.ok && profile.data.email).toBeUndefined()
+  const log = await client.securityLog()
+  expect(log.ok && log.data.results.map((event) => event.type)).toContain('register')
+  expect(outcome(await client.sessions.revoke('no-such-session'))).toBe(404)
+  expect(outcome(await client.password.requestReset('nobody@example.com'))).toBe('ok')
+  const gone = await client.deleteAccount()
+  expect(outcome(gone)).toBe('ok')
+  expect(client.auth.getSnapshot()).toEqual({ status: 'signed_out', user: null })
+  expect(client.tokens).toBeNull()
+})
+
+test('a refresh without a session answers the 401 the service would, without asking it', async () => {
+  const calls = recorder()
+  const client = open({ fetcher: calls.fetcher })
+  const result = await client.refresh()
+  expect(result.ok || (result.error satisfies ClientError)).toMatchObject({ kind: 'http', status: 401, code: 'not_authenticated' })
+  expect(calls.requests).toEqual([])
+})
