@@ -91,3 +91,29 @@ test(
   },
   SLOW,
 )
+
+test(
+  "the package's App type drives Eden's treaty for those who install elysia and @elysiajs/eden",
+  () => {
+    // Installed here from the repo's own node_modules (the offline registry has none); Eden's and Elysia's own
+    // declarations need skipLibCheck, which is theirs to fix, not the client's.
+    const repoModules = join(import.meta.dir, '../node_modules')
+    const paths = { elysia: [join(repoModules, 'elysia')], '@elysiajs/eden': [join(repoModules, '@elysiajs/eden')] }
+    writeFileSync(
+      join(project, 'tsconfig.treaty.json'),
+      JSON.stringify({ compilerOptions: { ...BROWSER_COMPILER_OPTIONS, skipLibCheck: true, paths }, include: ['treaty.ts'] }),
+    )
+    const usage = `import { treaty } from '@elysiajs/eden'
+import type { App } from '${PACKAGE_NAME}/app'
+
+const api = treaty<App>('https://api.example.com')
+const me = await api.api.users.me.get()
+const email: string | undefined = me.data?.email
+`
+    writeFileSync(join(project, 'treaty.ts'), usage)
+    expect(run([TSC, '--noEmit', '-p', 'tsconfig.treaty.json'], project)).toEqual({ code: 0, output: '' })
+    writeFileSync(join(project, 'treaty.ts'), `${usage}const name: number | undefined = me.data?.full_name\n`)
+    expect(run([TSC, '--noEmit', '-p', 'tsconfig.treaty.json'], project).output).toContain("Type 'string | undefined' is not assignable to type 'number | undefined'")
+  },
+  SLOW,
+)
