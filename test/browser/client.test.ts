@@ -139,6 +139,32 @@ describe('the client in Chromium, from another origin', () => {
   )
 
   test(
+    'a reload keeps the session by default: the refresh token in sessionStorage, the access token nowhere',
+    async () => {
+      const page = await tab()
+      await page.evaluate((body) => users.register(body), newUser())
+      const { access, refresh } = (await page.evaluate(() => users.tokens))!
+      const stored = () =>
+        page.evaluate(() => {
+          const all = (storage: Storage) => Object.fromEntries(Object.keys(storage).map((key) => [key, storage.getItem(key)]))
+          return { session: all(sessionStorage), local: all(localStorage) }
+        })
+      expect((await stored()).session).toEqual({ 'users-service.refresh': refresh })
+      expect(JSON.stringify(await stored())).not.toContain(access)
+      const before = refreshes
+      await page.reload()
+      await page.waitForFunction(() => typeof users === 'object')
+      expect(await page.evaluate(() => users.ready.then((snapshot) => [snapshot.status, snapshot.user?.full_name]))).toEqual(['signed_in', 'Browser User'])
+      // One refresh for an access token, which lived in memory only.
+      expect(refreshes).toBe(before + 1)
+      // What localStorage holds is the note of the rotation: a hash, not a token.
+      expect(Object.values((await stored()).local)).toEqual([expect.stringMatching(/^[0-9a-f]{1,8}$/)])
+      await closeAll(page)
+    },
+    SLOW,
+  )
+
+  test(
     'auth events reach every tab: a login in one signs the other in, a rename updates both, a logout signs both out',
     async () => {
       const [first, second] = [await tab(), await tab()]
