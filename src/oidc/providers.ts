@@ -65,7 +65,8 @@ export function createOidcProviders(options: {
         .catch((err: unknown) => {
           entry.failures++
           entry.retryAt = options.clock.now() + backoffDelay(entry.failures, RETRY)
-          options.logger.warn({ err, provider: name, issuer: entry.settings.issuer }, 'identity provider discovery failed')
+          const reason = err instanceof Error ? [err.name, (err as { code?: unknown }).code, err.message].filter(Boolean).join(': ') : String(err)
+          options.logger.warn({ provider: name, issuer: entry.settings.issuer, reason }, 'identity provider discovery failed')
           entry.error = providerFailure(err)
           throw entry.error
         })

@@ -107,7 +107,7 @@ export async function completeAuthorization(deps: OidcDeps, provider: string, ca
     back.searchParams.set('code', code)
   } catch (error) {
     const refusal = asRefusal(error)
-    deps.logger.warn({ err: refusal.cause ?? error, provider, code: refusal.code }, 'sign-in with an identity provider refused')
+    deps.logger.warn({ provider, code: refusal.code, reason: reasonOf(refusal.cause) }, 'sign-in with an identity provider refused')
     deps.metrics.logins.inc({ result: 'failure' })
     back.searchParams.set('error', refusal.code)
   }
@@ -119,6 +119,16 @@ function asRefusal(error: unknown): CallbackRefusal {
   if (error instanceof CallbackRefusal) return error
   if (error instanceof ServiceError && error.kind === 'unavailable') return new CallbackRefusal('temporarily_unavailable', error)
   throw error
+}
+
+/**
+ * What failed, for the log, in the library's own words and the provider's error code: never the error
+ * itself, whose causes carry the ID token's claims (an email) and the provider's answers.
+ */
+function reasonOf(cause: unknown) {
+  if (!(cause instanceof Error)) return undefined
+  const oauthError = (cause as { error?: unknown }).error
+  return [cause.name, (cause as { code?: unknown }).code, typeof oauthError === 'string' ? oauthError : undefined, cause.message].filter(Boolean).join(': ')
 }
 
 /** The token exchange and every check of its ID token, then the account's claims (from userinfo when the ID token has no email). */
