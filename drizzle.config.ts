@@ -9,6 +9,7 @@ export default defineConfig({
     './src/recovery/table.ts',
     './src/security-log/table.ts',
     './src/mfa/table.ts',
+    './src/oidc/table.ts',
   ],
   out: './drizzle',
   casing: 'snake_case',

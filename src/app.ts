@@ -13,6 +13,7 @@ import { metricsRoute } from './health/metrics-route'
 import { healthRoutes } from './health/routes'
 import { recoveryRoutes } from './recovery/routes'
 import { mfaRoutes } from './mfa/routes'
+import { oidcRoutes } from './oidc/routes'
 import { sessionsRoutes } from './auth/sessions-routes'
 import { mediaRoutes } from './users/media-routes'
 import { usersRoutes } from './users/routes'
@@ -40,6 +41,7 @@ export function createApp(deps: Deps) {
     .use(usersRoutes(deps))
     .use(recoveryRoutes(deps))
     .use(mfaRoutes(deps))
+    .use(oidcRoutes(deps))
     .use(securityLogRoutes(deps))
     .use(adminRoutes(deps))
 }

@@ -118,6 +118,9 @@ const Env = Type.Object({
   WEBAUTHN_RP_ID: Type.Optional(Type.String({ pattern: '^[a-z0-9.-]+$', description: 'a domain such as example.com (no scheme or port)' })),
   WEBAUTHN_RP_NAME: text(),
   WEBAUTHN_ORIGINS: Type.Optional(Type.String({ pattern: '^\\s*https?://', description: 'comma-separated origins such as https://app.example.com' })),
+  OIDC_PROVIDERS: text('a JSON list of {name, issuer, client_id, client_secret, scopes?}'),
+  OAUTH_REDIRECT_URLS: Type.Optional(Type.String()),
+  OIDC_ALLOW_HTTP: boolean,
   SECURITY_LOG_RETENTION_DAYS: integer('a number of days from 1 to 3650', 1, 3650),
   LOG_LEVEL: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('silent')], { description: 'one of debug, info, warn, error, silent' })),
 })
@@ -219,6 +222,7 @@ export function loadConfig(env: Record<string, string | undefined>) {
       requireEmailVerification: parseBoolean(raw.REQUIRE_EMAIL_VERIFICATION ?? 'false'),
     },
     mfa: mfaSettings(raw),
+    oidc: oidcSettings(raw),
     corsOrigins: splitList(raw.CORS_ALLOWED_ORIGINS),
     maxBodyBytes: Number(raw.MAX_BODY_BYTES ?? 1024 * 1024),
     argon2,
@@ -296,6 +300,68 @@ function mfaSettings(raw: Env) {
     rpName: raw.WEBAUTHN_RP_NAME ?? raw.PRODUCT_NAME ?? 'Users',
     origins: origins.length ? origins : [publicUrl.origin],
   }
+}
+
+/** One configured OpenID provider: its discovery URL (issuer), this service's client at it, the scopes asked. */
+export type OidcProviderSettings = { name: string; issuer: string; clientId: string; clientSecret: string; scopes: string[] }
+
+// A provider's name is a path segment (/oauth/{name}/…) and a word in the security log: short and URL-safe.
+const PROVIDER_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/
+const PROVIDERS_SHAPE = 'a JSON list of {name, issuer, client_id, client_secret, scopes?}'
+
+function oidcSettings(raw: Env) {
+  const allowHttp = parseBoolean(raw.OIDC_ALLOW_HTTP ?? 'false')
+  const providers = raw.OIDC_PROVIDERS === undefined ? [] : parseProviders(raw.OIDC_PROVIDERS, allowHttp)
+  const redirectUrls = splitList(raw.OAUTH_REDIRECT_URLS).map(redirectUrl)
+  if (providers.length && !redirectUrls.length)
+    throw new ConfigError('OAUTH_REDIRECT_URLS: required with OIDC_PROVIDERS: the frontend pages a sign-in may return to')
+  return { providers, redirectUrls, allowHttp }
+}
+
+function parseProviders(value: string, allowHttp: boolean): OidcProviderSettings[] {
+  const fail = (why: string): never => {
+    throw new ConfigError(`OIDC_PROVIDERS: ${why}`)
+  }
+  let list: unknown
+  try {
+    list = JSON.parse(value)
+  } catch {
+    return fail(`expected ${PROVIDERS_SHAPE}; the value is not valid JSON`)
+  }
+  if (!Array.isArray(list)) return fail(`expected ${PROVIDERS_SHAPE}; the value is not a list`)
+  const names = new Set<string>()
+  return list.map((entry: unknown, i) => {
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return fail(`entry ${i + 1} is not an object`)
+    const item = entry as Record<string, unknown>
+    const name = item.name
+    if (typeof name !== 'string' || !PROVIDER_NAME.test(name))
+      return fail(`entry ${i + 1} needs a name of 1-32 lower-case letters, digits, - or _ (it appears in URLs)`)
+    if (names.has(name)) return fail(`the name "${name}" is used twice`)
+    names.add(name)
+    for (const field of ['issuer', 'client_id', 'client_secret'])
+      if (typeof item[field] !== 'string' || item[field] === '') fail(`provider "${name}" needs ${field} (a non-empty string)`)
+    const issuer = item.issuer as string
+    if (!URL.canParse(issuer) || !['https:', 'http:'].includes(new URL(issuer).protocol)) fail(`provider "${name}": issuer must be an https:// URL`)
+    if (new URL(issuer).protocol === 'http:' && !allowHttp)
+      fail(`provider "${name}" has an http:// issuer; set OIDC_ALLOW_HTTP=true to allow one (development only)`)
+    const scopes = item.scopes ?? ['openid', 'email', 'profile']
+    if (!Array.isArray(scopes) || !scopes.every((scope) => typeof scope === 'string' && /^[\x21\x23-\x5b\x5d-\x7e]+$/.test(scope)))
+      fail(`provider "${name}": scopes must be a list of scope names`)
+    // The ID token is what signs the user in: `openid` is always asked for.
+    const asked = new Set(['openid', ...(scopes as string[])])
+    return { name, issuer, clientId: item.client_id as string, clientSecret: item.client_secret as string, scopes: [...asked] }
+  })
+}
+
+// Compared by exact string after URL normalisation (case of scheme and host, default port): no prefix match.
+function redirectUrl(value: string) {
+  const fail = () => {
+    throw new ConfigError('OAUTH_REDIRECT_URLS: expected comma-separated absolute http(s) URLs without a #fragment, such as https://app.example.com/oauth/done')
+  }
+  if (!URL.canParse(value)) return fail()
+  const url = new URL(value)
+  if (!['https:', 'http:'].includes(url.protocol) || url.hash || value.includes('#')) return fail()
+  return url.href
 }
 
 function postgresUrlFromParts(raw: Env) {

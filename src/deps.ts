@@ -13,6 +13,8 @@ import { createMailTransport, type MailTransport } from './mail/transport'
 import { createMetrics, type Metrics } from './metrics'
 import { recoveryLifecycle } from './recovery/service'
 import { mfaGate } from './mfa/service'
+import { createMemoryFlowStore, createRedisFlowStore, type FlowStore } from './oidc/flow-store'
+import { createOidcProviders, type OidcProviders } from './oidc/providers'
 import type { SecondFactorGate } from './auth/service'
 import { createRequestTracker, type RequestTracker } from './http/request-tracker'
 import { startSecurityLogRetention, type SecurityLogRetention } from './security-log/retention'
@@ -43,6 +45,10 @@ export type Deps = {
   lifecycle: UserLifecycle
   /** The mfa feature's answer to a login after a right password: a step-up for accounts with a second factor. */
   secondFactor: SecondFactorGate
+  /** OIDC_PROVIDERS, each discovered on first use. */
+  oidcProviders: OidcProviders
+  /** A provider sign-in's state and one-time codes (Redis, or in process). */
+  oidcFlows: FlowStore
   files: FileStore
   metrics: Metrics
   userCache: UserCache
@@ -66,7 +72,7 @@ export type Connections = {
   mail?: MailTransport
 }
 
-export type Stores = { sessions: SessionStore; limiter: RateLimiter }
+export type Stores = { sessions: SessionStore; limiter: RateLimiter; flows: FlowStore }
 
 /** The one place that connects: Postgres (PGlite in DATA_DIR otherwise), Redis and RabbitMQ when configured. */
 export async function createDeps(config: ServiceConfig, logger: Logger, clock: Clock = systemClock) {
@@ -118,17 +124,21 @@ export function createPublisher(config: Config, url: string, logger: Logger, ove
 /** The channel on which instances of one deployment announce changed users. */
 export const userInvalidations = (redis: RedisClient, prefix: string) => redisInvalidationBus(redis, `${prefix}user-changed`)
 
-/** Session and rate-limit stores on Redis, or in process when there is none. */
+/** Session, rate-limit and sign-in flow stores on Redis, or in process when there is none. */
 export function stores(redis: RedisClient | undefined, prefix: string, clock: Clock): Stores {
   return redis
-    ? { sessions: createRedisSessionStore({ client: redis, prefix }), limiter: createRedisRateLimiter({ client: redis, prefix, clock }) }
-    : { sessions: createMemorySessionStore({ clock }), limiter: createMemoryRateLimiter({ clock }) }
+    ? {
+        sessions: createRedisSessionStore({ client: redis, prefix }),
+        limiter: createRedisRateLimiter({ client: redis, prefix, clock }),
+        flows: createRedisFlowStore({ client: redis, prefix }),
+      }
+    : { sessions: createMemorySessionStore({ clock }), limiter: createMemoryRateLimiter({ clock }), flows: createMemoryFlowStore({ clock }) }
 }
 
 /** Deps over already open connections (tests use this with their own database, stores, publisher and clock). */
 export async function buildDeps(config: ServiceConfig, connections: Connections, logger: Logger, clock: Clock): Promise<Deps> {
   const { database, redis, publisher } = connections
-  const { sessions, limiter } = connections.stores ?? stores(redis, config.redisKeyPrefix, clock)
+  const { sessions, limiter, flows } = connections.stores ?? stores(redis, config.redisKeyPrefix, clock)
   const tokens = await createTokens(
     {
       secret: config.secretKey,
@@ -190,6 +200,8 @@ export async function buildDeps(config: ServiceConfig, connections: Connections,
     mailRelay,
     lifecycle: recoveryLifecycle({ clock, config }),
     secondFactor: mfaGate({ db: database.db, clock }),
+    oidcProviders: createOidcProviders({ providers: config.oidc.providers, allowHttp: config.oidc.allowHttp, clock, logger }),
+    oidcFlows: flows,
     files: connections.files ?? createFileStore(config),
     metrics,
     userCache,

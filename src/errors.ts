@@ -9,8 +9,10 @@ export type ErrorKind =
   | 'too_large'
   | 'unsupported'
   | 'invalid'
+  | 'conflict'
   | 'throttled'
   | 'unavailable'
+  | 'bad_gateway'
 
 /**
  * An expected failure: its kind, a stable snake_case code and a message, both public; `retryAfterSeconds`

@@ -117,3 +117,62 @@ describe('loadConfig', () => {
     expect(loadConfig({ PORT: '', DATABASE_URL: '' }).port).toBe(8000)
   })
 })
+
+describe('OpenID Connect providers', () => {
+  const google = { name: 'google', issuer: 'https://accounts.google.com', client_id: 'id', client_secret: 'secret' }
+  const load = (providers: unknown, env: Record<string, string> = {}) =>
+    loadConfig({ OIDC_PROVIDERS: typeof providers === 'string' ? providers : JSON.stringify(providers), OAUTH_REDIRECT_URLS: 'https://app.example.com/oauth/done', ...env })
+  const failure = (providers: unknown, env: Record<string, string> = {}) => {
+    try {
+      load(providers, env)
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError)
+      return (error as Error).message
+    }
+    throw new Error('expected a ConfigError')
+  }
+
+  test('none by default', () => {
+    expect(loadConfig({}).oidc).toEqual({ providers: [], redirectUrls: [], allowHttp: false })
+  })
+
+  test('reads the providers, always asking for openid, and normalises the redirect URLs', () => {
+    const config = load([google, { ...google, name: 'gitlab', issuer: 'https://gitlab.com', scopes: ['email', 'read_user'] }], {
+      OAUTH_REDIRECT_URLS: 'HTTPS://App.Example.com:443/oauth/done, http://localhost:3000/done',
+    })
+    expect(config.oidc.providers).toEqual([
+      { name: 'google', issuer: 'https://accounts.google.com', clientId: 'id', clientSecret: 'secret', scopes: ['openid', 'email', 'profile'] },
+      { name: 'gitlab', issuer: 'https://gitlab.com', clientId: 'id', clientSecret: 'secret', scopes: ['openid', 'email', 'read_user'] },
+    ])
+    expect(config.oidc.redirectUrls).toEqual(['https://app.example.com/oauth/done', 'http://localhost:3000/done'])
+  })
+
+  test('one line naming the variable for each mistake', () => {
+    expect(failure('[{')).toBe('OIDC_PROVIDERS: expected a JSON list of {name, issuer, client_id, client_secret, scopes?}; the value is not valid JSON')
+    expect(failure({ ...google })).toBe('OIDC_PROVIDERS: expected a JSON list of {name, issuer, client_id, client_secret, scopes?}; the value is not a list')
+    expect(failure(['google'])).toBe('OIDC_PROVIDERS: entry 1 is not an object')
+    expect(failure([{ ...google, client_secret: undefined }])).toBe('OIDC_PROVIDERS: provider "google" needs client_secret (a non-empty string)')
+    expect(failure([{ ...google, client_id: '' }])).toBe('OIDC_PROVIDERS: provider "google" needs client_id (a non-empty string)')
+    expect(failure([{ ...google, issuer: undefined }])).toBe('OIDC_PROVIDERS: provider "google" needs issuer (a non-empty string)')
+    expect(failure([google, google])).toBe('OIDC_PROVIDERS: the name "google" is used twice')
+    for (const name of ['Google', 'my provider', 'a/b', '', 'x'.repeat(33), 7])
+      expect(failure([{ ...google, name }])).toBe('OIDC_PROVIDERS: entry 1 needs a name of 1-32 lower-case letters, digits, - or _ (it appears in URLs)')
+    expect(failure([{ ...google, issuer: 'accounts.google.com' }])).toBe('OIDC_PROVIDERS: provider "google": issuer must be an https:// URL')
+    expect(failure([{ ...google, issuer: 'ftp://accounts.google.com' }])).toBe('OIDC_PROVIDERS: provider "google": issuer must be an https:// URL')
+    expect(failure([{ ...google, issuer: 'http://localhost:8080' }])).toBe(
+      'OIDC_PROVIDERS: provider "google" has an http:// issuer; set OIDC_ALLOW_HTTP=true to allow one (development only)',
+    )
+    expect(failure([{ ...google, scopes: 'email' }])).toBe('OIDC_PROVIDERS: provider "google": scopes must be a list of scope names')
+    expect(failure([{ ...google, scopes: ['e mail'] }])).toBe('OIDC_PROVIDERS: provider "google": scopes must be a list of scope names')
+    expect(failure([google], { OAUTH_REDIRECT_URLS: '' })).toBe('OAUTH_REDIRECT_URLS: required with OIDC_PROVIDERS: the frontend pages a sign-in may return to')
+    for (const url of ['/oauth/done', 'app.example.com/done', 'javascript:alert(1)', 'https://app.example.com/done#x'])
+      expect(failure([google], { OAUTH_REDIRECT_URLS: url })).toBe(
+        'OAUTH_REDIRECT_URLS: expected comma-separated absolute http(s) URLs without a #fragment, such as https://app.example.com/oauth/done',
+      )
+    expect(failure([google], { OIDC_ALLOW_HTTP: 'maybe' })).toBe('OIDC_ALLOW_HTTP: expected true or false')
+  })
+
+  test('OIDC_ALLOW_HTTP=true allows an http:// issuer, for development', () => {
+    expect(load([{ ...google, issuer: 'http://localhost:8080' }], { OIDC_ALLOW_HTTP: 'true' }).oidc.allowHttp).toBe(true)
+  })
+})

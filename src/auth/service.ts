@@ -17,9 +17,10 @@ import type { Tokens } from '../sessions/tokens'
 /**
  * What a login asks after a right password: whether the account has a second factor. A challenge makes the
  * login answer `mfa_required` with its token instead of tokens; null lets it through (no factor: no change).
+ * `firstFactor` is how the first step was proven when not by the password (`oidc`), for the token's `amr`.
  * The mfa feature provides it (deps.ts), so auth does not depend on it.
  */
-export type SecondFactorGate = (userId: string) => Promise<{ mfaToken: string; methods: string[] } | null>
+export type SecondFactorGate = (userId: string, firstFactor?: string) => Promise<{ mfaToken: string; methods: string[] } | null>
 
 export type AuthDeps = Omit<UsersDeps, 'userCache'> & {
   userCache: Pick<UserCache, 'get' | 'invalidate'>

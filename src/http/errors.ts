@@ -14,10 +14,13 @@ const STATUS: Record<ErrorKind, number> = {
   unauthenticated: 401,
   forbidden: 403,
   not_found: 404,
+  conflict: 409,
   too_large: 413,
   unsupported: 415,
   throttled: 429,
   unavailable: 503,
+  // A service this one depends on answered, but not as it must (an identity provider's broken discovery).
+  bad_gateway: 502,
 }
 
 // simplejwt's challenge on every 401, which the old clients expect.

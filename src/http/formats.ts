@@ -44,3 +44,8 @@ type TextOptions = { minLength?: number; maxLength?: number; description?: strin
 
 /** A string whose length limits count characters: every string field with a length rule uses this. */
 export const text = (options: TextOptions) => Type.Unsafe<string>({ [Kind]: 'Text', type: 'string', ...options })
+
+const emailFormat = fullFormats.email as RegExp | ((value: string) => boolean)
+
+/** Whether a string is an email address as the API's `email` format accepts it (for addresses from elsewhere). */
+export const isEmail = (value: string) => (emailFormat instanceof RegExp ? emailFormat.test(value) : emailFormat(value))

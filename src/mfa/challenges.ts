@@ -8,11 +8,16 @@ export const CHALLENGE_SECONDS = 5 * 60
 /** An mfa_token allows this many codes; the next finds it void. */
 export const MFA_TOKEN_ATTEMPTS = 5
 
-/** Stores a single-use secret's hash; expired rows of any purpose are swept on the way, so unused ones do not pile up. */
-export async function storeChallenge(db: Database, purpose: ChallengePurpose, secret: string, userId: string | null, now: number) {
+/**
+ * Stores a single-use secret's hash (with an mfa_token, the login's first factor when it was not the
+ * password); expired rows of any purpose are swept on the way, so unused ones do not pile up.
+ */
+export async function storeChallenge(db: Database, purpose: ChallengePurpose, secret: string, userId: string | null, now: number, firstFactor?: string) {
   await db.transaction(async (tx) => {
     await tx.delete(mfaChallenges).where(lt(mfaChallenges.expiresAt, new Date(now)))
-    await tx.insert(mfaChallenges).values({ secretHash: sha256(secret), purpose, userId, expiresAt: new Date(now + CHALLENGE_SECONDS * 1000) })
+    await tx
+      .insert(mfaChallenges)
+      .values({ secretHash: sha256(secret), purpose, userId, firstFactor, expiresAt: new Date(now + CHALLENGE_SECONDS * 1000) })
   })
 }
 
@@ -34,8 +39,8 @@ export async function consumeChallenge(db: Database, purpose: ChallengePurpose, 
 
 /**
  * Counts one code against an mfa_token, in the statement that finds it, before the code is looked at: of
- * any number of parallel tries, five at most get past this. The token's user, or undefined when the token
- * is wrong, expired or used up.
+ * any number of parallel tries, five at most get past this. The token's user and the login's first factor,
+ * or undefined when the token is wrong, expired or used up.
  */
 export async function countTokenAttempt(db: Database, mfaToken: string, now: number) {
   const [row] = await db
@@ -49,6 +54,6 @@ export async function countTokenAttempt(db: Database, mfaToken: string, now: num
         lt(mfaChallenges.attempts, MFA_TOKEN_ATTEMPTS),
       ),
     )
-    .returning({ userId: mfaChallenges.userId })
-  return row?.userId ?? undefined
+    .returning({ userId: mfaChallenges.userId, firstFactor: mfaChallenges.firstFactor })
+  return row?.userId ? { userId: row.userId, firstFactor: row.firstFactor ?? 'pwd' } : undefined
 }

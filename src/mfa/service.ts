@@ -165,14 +165,14 @@ export async function removeFactor(deps: MfaDeps, caller: UserRow, factorId: str
  * the second step and the methods that can take it; without one, null, and the login goes on unchanged.
  */
 export function mfaGate(deps: Pick<MfaDeps, 'db' | 'clock'>): SecondFactorGate {
-  return async (userId) => {
+  return async (userId, firstFactor) => {
     const [types, [codes]] = await Promise.all([
       deps.db.selectDistinct({ type: mfaFactors.type }).from(mfaFactors).where(confirmed(userId)),
       deps.db.select({ left: count() }).from(mfaRecoveryCodes).where(eq(mfaRecoveryCodes.userId, userId)),
     ])
     if (types.length === 0) return null
     const mfaToken = newSecret()
-    await storeChallenge(deps.db, 'mfa_login', mfaToken, userId, deps.clock.now())
+    await storeChallenge(deps.db, 'mfa_login', mfaToken, userId, deps.clock.now(), firstFactor)
     const has = (type: FactorType) => types.some((row) => row.type === type)
     const methods = [...(has('totp') ? ['totp'] : []), ...(codes?.left ? ['recovery_code'] : []), ...(has('passkey') ? ['passkey'] : [])]
     return { mfaToken, methods }
@@ -187,8 +187,9 @@ export function mfaGate(deps: Pick<MfaDeps, 'db' | 'clock'>): SecondFactorGate {
  */
 export async function completeMfaLogin(deps: MfaDeps, mfaToken: string, code: string, client: Client) {
   const now = deps.clock.now()
-  const userId = await countTokenAttempt(deps.db, mfaToken, now)
-  if (!userId) throw MFA_ERRORS.invalidMfaToken()
+  const step = await countTokenAttempt(deps.db, mfaToken, now)
+  if (!step) throw MFA_ERRORS.invalidMfaToken()
+  const { userId, firstFactor } = step
   const limitKey = `mfa-code:user:${userId}`
   const decision = await deps.limiter.hit(limitKey, deps.config.limits.mfaCodesPerUser)
   if (!decision.allowed) {
@@ -205,15 +206,18 @@ export async function completeMfaLogin(deps: MfaDeps, mfaToken: string, code: st
   // Two right codes racing (a TOTP and a recovery code): one login.
   if (!(await consumeChallenge(deps.db, 'mfa_login', mfaToken, now, userId))) throw MFA_ERRORS.invalidMfaToken()
   await deps.limiter.reset(limitKey)
-  return finishLogin(deps, userId, ['pwd', method], client)
+  return finishLogin(deps, userId, [firstFactor, method], client)
 }
 
-/** A session for a user whose login was proven (a second factor, a passkey), if the account may still sign in. */
+/**
+ * A session for a user whose login was proven (a second factor, a passkey, an identity provider), if the
+ * account may still sign in; the `login` security event names the methods (the token's `amr`).
+ */
 export async function finishLogin(deps: MfaDeps, userId: string, amr: string[], client: Client) {
   const user = await findUserById(deps.db, userId)
   if (!user?.isActive) throw fieldError('non_field_errors', 'This account cannot sign in.')
   if (deps.config.recovery.requireEmailVerification && !user.emailVerified) throw AUTH_ERRORS.emailNotVerified()
-  await recordLogin(deps.db, user, new Date(deps.clock.now()), client)
+  await recordLogin(deps.db, user, new Date(deps.clock.now()), client, undefined, { method: amr.join('+') })
   deps.metrics.logins.inc({ result: 'success' })
   return startSession(deps, user.id, client, amr)
 }

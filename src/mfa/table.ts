@@ -59,6 +59,8 @@ export const mfaChallenges = pgTable(
     purpose: varchar({ length: 32 }).notNull().$type<ChallengePurpose>(),
     userId: uuid().references(() => users.id, { onDelete: 'cascade' }),
     attempts: integer().notNull().default(0),
+    /** An mfa_token's first step, as the access token's `amr` names it (`oidc` for a provider's sign-in); null for a password. */
+    firstFactor: varchar({ length: 16 }),
     expiresAt: timestamp({ withTimezone: true }).notNull(),
   },
   (table) => [index('mfa_challenges_expiry_idx').on(table.expiresAt)],

@@ -41,7 +41,10 @@ export type Proof = { token?: string; email?: string; code?: string }
 /** What a user's creation and update send: a verification for a new address, notices of email and password changes. */
 export function recoveryLifecycle(deps: IssueDeps): UserLifecycle {
   return {
-    created: (tx, user) => sendVerification(tx, deps, user),
+    // An address a provider has proven needs no message to prove it again.
+    created: async (tx, user) => {
+      if (!user.emailVerified) await sendVerification(tx, deps, user)
+    },
     async updated(tx, before, after, { passwordChanged }) {
       const at = new Date(deps.clock.now())
       if (before.email !== after.email) {

@@ -19,6 +19,10 @@ export const SECURITY_EVENT_TYPES = [
   'account_disabled',
   'account_enabled',
   'admin_logout',
+  // An identity provider's account linked to a user (at a sign-in by the linking rule, or from settings) and
+  // one unlinked (oidc/service.ts); detail: `provider`.
+  'identity_linked',
+  'identity_unlinked',
   // The `admin grant|revoke` command's changes.
   'admin_granted',
   'admin_revoked',

@@ -6,7 +6,7 @@
  * caller's job. Anything unusable, unknown or malformed never matches and
  * never throws, so a bad row cannot be turned into a login or a 500.
  */
-import { createHash, pbkdf2, timingSafeEqual } from 'node:crypto'
+import { createHash, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto'
 import { promisify } from 'node:util'
 
 type Verifier = (password: string) => Promise<boolean>
@@ -62,8 +62,13 @@ export async function verifyDjangoPassword(password: string, encoded: string): P
 }
 
 // make_password(None) stores "!" plus random characters: the account has no password.
-function isUnusable(encoded: string): boolean {
+export function isUnusable(encoded: string): boolean {
   return encoded.startsWith('!')
+}
+
+/** Django's make_password(None): "!" and 40 random characters, which no password ever verifies. */
+export function unusablePassword(): string {
+  return `!${randomBytes(30).toString('base64url')}`
 }
 
 function parse(encoded: string): Verifier | null {

@@ -1,4 +1,5 @@
 import { and, eq } from 'drizzle-orm'
+import { unusablePassword } from './django-passwords'
 import { isCommonPassword, type Passwords } from './passwords'
 import type { Clock } from '../clock'
 import type { Database, Transaction } from '../db'
@@ -8,7 +9,7 @@ import { outboxEvents } from '../events/table'
 import type { Logger } from '../logger'
 import type { Metrics } from '../metrics'
 import { recordSecurityEvent, securityEventRow, self, SYSTEM, type ClientInfo } from '../security-log/service'
-import { securityEvents } from '../security-log/table'
+import { securityEvents, type SecurityEventDetail } from '../security-log/table'
 import type { RateLimiter, RateRule } from '../sessions/rate-limiter'
 import { isExternalPicture, type FileStore } from '../storage/files'
 import type { ServiceConfig } from '../config'
@@ -41,40 +42,51 @@ export type UserLifecycle = {
 const EMAIL_TAKEN = 'Email address already exists.'
 
 /**
+ * A new account's fields: a password, or none at all (a user an identity provider vouched for: no password
+ * signs in until one is set through a reset) with the address as verified as the provider says.
+ */
+export type NewUser = { email: string; fullName: string } & ({ password: string } | { password: null; emailVerified: boolean })
+
+/** What a caller adds to a creation: the `register` event's detail, and rows written in the same transaction. */
+export type CreateOptions = { detail?: SecurityEventDetail; alsoWrite?: (tx: Transaction, user: UserRow) => Promise<void> }
+
+/**
  * Creates a user from already validated input, with its user.created event and its `register` security
  * event (from `client`); a taken email is a field error.
  */
 export async function createUser(
   { db, passwords, clock, files, lifecycle }: Pick<UsersDeps, 'db' | 'passwords' | 'clock' | 'files' | 'lifecycle'>,
-  input: { email: string; fullName: string; password: string },
+  input: NewUser,
   client?: ClientInfo,
+  options: CreateOptions = {},
 ): Promise<UserRow> {
-  checkPasswordStrength(input.password)
+  if (input.password !== null) checkPasswordStrength(input.password)
   const now = new Date(clock.now())
   const row = {
     id: Bun.randomUUIDv7(),
     email: input.email.toLowerCase(),
     fullName: input.fullName,
-    passwordHash: await passwords.hash(input.password),
+    passwordHash: input.password === null ? unusablePassword() : await passwords.hash(input.password),
+    emailVerified: input.password === null && input.emailVerified,
     createdAt: now,
     updatedAt: now,
   }
   // The row as the insert will store it, for the event: these are the column defaults of table.ts.
-  const user: UserRow = { ...row, profilePic: null, isAdmin: false, isActive: true, emailVerified: false, lastLogin: null }
+  const user: UserRow = { ...row, profilePic: null, isAdmin: false, isActive: true, lastLogin: null }
+  const registered = { type: 'register', userId: row.id, actor: self(row.id), client, detail: options.detail } as const
   // One statement, so atomic without a transaction's extra round trips: the events and the user are
   // written together or, when the email is taken, none. A new user has no earlier event to order after.
   const insert = async (q: Database | Transaction) => {
     const event = q.$with('event').as(q.insert(outboxEvents).values(userEventRow('user.created', user, now, files)).returning({ seq: outboxEvents.seq }))
-    const audit = q
-      .$with('audit')
-      .as(q.insert(securityEvents).values(securityEventRow({ type: 'register', userId: row.id, actor: self(row.id), client }, now)).returning({ id: securityEvents.id }))
+    const audit = q.$with('audit').as(q.insert(securityEvents).values(securityEventRow(registered, now)).returning({ id: securityEvents.id }))
     const [created] = await q.with(event, audit).insert(users).values(row).returning().catch(rethrowEmailTaken)
     return created!
   }
-  if (!lifecycle) return insert(db)
+  if (!lifecycle && !options.alsoWrite) return insert(db)
   return db.transaction(async (tx) => {
     const created = await insert(tx)
-    await lifecycle.created(tx, created)
+    await lifecycle?.created(tx, created)
+    await options.alsoWrite?.(tx, created)
     return created
   })
 }
@@ -258,10 +270,16 @@ async function deleteFile({ files, logger }: Pick<UsersDeps, 'files' | 'logger'>
  * Stamps the login time with its `login` security event in the same statement (so both or neither are
  * kept) and, when given, replaces the hash that just verified (not one changed meanwhile).
  */
-export async function recordLogin(db: Database, user: UserRow, at: Date, client: ClientInfo, newPasswordHash?: string) {
-  const audit = db
-    .$with('audit')
-    .as(db.insert(securityEvents).values(securityEventRow({ type: 'login', userId: user.id, actor: self(user.id), client }, at)).returning({ id: securityEvents.id }))
+export async function recordLogin(
+  db: Database,
+  user: UserRow,
+  at: Date,
+  client: ClientInfo,
+  newPasswordHash?: string,
+  detail?: SecurityEventDetail,
+) {
+  const event = { type: 'login', userId: user.id, actor: self(user.id), client, detail } as const
+  const audit = db.$with('audit').as(db.insert(securityEvents).values(securityEventRow(event, at)).returning({ id: securityEvents.id }))
   await db.with(audit).update(users).set({ lastLogin: at }).where(eq(users.id, user.id))
   if (newPasswordHash)
     await db

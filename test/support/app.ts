@@ -175,7 +175,7 @@ export async function createTestApp(options: TestAppOptions = {}) {
     mediaDir,
     redis,
     publisher,
-    stores: { sessions: deps.sessions, limiter: deps.limiter },
+    stores: { sessions: deps.sessions, limiter: deps.limiter, flows: deps.oidcFlows },
     call,
     registerUser,
     async close() {
