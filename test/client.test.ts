@@ -447,3 +447,22 @@ test('a refresh without a session answers the 401 the service would, without ask
   expect(result.ok || (result.error satisfies ClientError)).toMatchObject({ kind: 'http', status: 401, code: 'not_authenticated' })
   expect(calls.requests).toEqual([])
 })
+
+test('OIDC: the authorize URL, the redirect read back, and an exchange answering account_exists as a step', async () => {
+  const client = open({ baseUrl: 'https://users.example.com/' })
+  expect(client.oidc.authorizeUrl('git lab', 'https://app.example.com/oauth/done')).toBe(
+    'https://users.example.com/api/users/oauth/git%20lab/authorize/?redirect_uri=https%3A%2F%2Fapp.example.com%2Foauth%2Fdone',
+  )
+  expect(client.oidc.takeRedirect('https://app.example.com/oauth/done?code=abc')).toEqual({ code: 'abc' })
+  expect(client.oidc.takeRedirect('https://app.example.com/oauth/done?error=access_denied')).toEqual({ error: 'access_denied' })
+  expect(client.oidc.takeRedirect('https://app.example.com/oauth/done')).toBeNull()
+
+  const detail = 'An account uses this email: sign in to it and link the provider from settings.'
+  const conflicted = open({
+    fetcher: async () => new Response(JSON.stringify({ detail, code: 'account_exists' }), { status: 409, headers: { 'content-type': 'application/json' } }),
+  })
+  expect(await conflicted.oidc.exchange('abc')).toEqual({ ok: true, data: { step: 'account_exists', detail } })
+  expect(conflicted.tokens).toBeNull()
+  // A code the service does not know: the 400 names the field.
+  expect(outcome(await open({ fetcher: recorder().fetcher }).oidc.exchange('no-such-code'))).toBe(400)
+})

@@ -1,11 +1,18 @@
-import { formOf, type CallOptions } from './request'
+import { browserGlobal } from './globals'
+import { apiUrl, formOf, type CallOptions } from './request'
 import { ok, type Result } from './result'
-import type { Session } from './session'
+import type { Session, SignIn } from './session'
 import type { TokenStorage } from './storage'
 import type * as T from './types'
 
+/** An OIDC code's exchange: a sign-in, or an account with that email the provider may not sign in to. */
+export type ProviderSignIn = SignIn | { step: 'account_exists'; detail: string }
+
+/** What the provider's round trip brought back to the frontend's redirect page. */
+export type ProviderRedirect = { code: string } | { error: string }
+
 /** The typed call of every flow the service offers, each answering a result; changes of the session go through `session`. */
-export function usersCalls(session: Session, storage: TokenStorage) {
+export function usersCalls(session: Session, storage: TokenStorage, baseUrl: string) {
   const get = <Data>(path: string, query?: Record<string, unknown>, options?: CallOptions) =>
     session.call<Data>({ method: 'GET', path, query, auth: true, options })
   const authed = <Data>(method: string, path: string, body?: unknown, options?: CallOptions) =>
@@ -122,5 +129,41 @@ export function usersCalls(session: Session, storage: TokenStorage) {
         authed<void>('DELETE', `/mfa/${id(factorId)}`, { current_password: currentPassword }, options),
     },
 
+    oidc: {
+      /** The page to open (`location.assign`) to sign in with `provider`; it comes back to `redirectUri` (on OAUTH_REDIRECT_URLS). */
+      authorizeUrl: (provider: string, redirectUri: string) =>
+        `${apiUrl(baseUrl, `/oauth/${id(provider)}/authorize`)}/?redirect_uri=${encodeURIComponent(redirectUri)}`,
+      /**
+       * On the redirect page: the `code` or `error` the sign-in came back with, or null. Without `href` it reads the
+       * page's address and removes them from it, so that the one-time code stays out of the history.
+       */
+      takeRedirect(href?: string): ProviderRedirect | null {
+        const location = browserGlobal<{ href: string }>('location')
+        const url = new URL(href ?? location?.href ?? 'about:blank')
+        const [code, error] = [url.searchParams.get('code'), url.searchParams.get('error')]
+        if (href === undefined && (code !== null || error !== null)) {
+          url.searchParams.delete('code')
+          url.searchParams.delete('error')
+          browserGlobal<{ replaceState(data: null, unused: string, url: string): void }>('history')?.replaceState(null, '', url.href)
+        }
+        return error !== null ? { error } : code !== null ? { code } : null
+      },
+      /** Exchanges the redirect's one-time code: signed in, a second factor needed, or `account_exists` (sign in, then link). */
+      async exchange(code: string, options?: CallOptions): Promise<Result<ProviderSignIn>> {
+        const answer = await session.signIn(await open<T.TokenPair>('/oauth/token', { code }, options))
+        if (!answer.ok && answer.error.kind === 'http' && answer.error.status === 409 && answer.error.code === 'account_exists')
+          return ok({ step: 'account_exists', detail: answer.error.detail ?? '' })
+        return answer
+      },
+    },
+    identities: {
+      /** The caller's linked provider accounts. */
+      list: (options?: CallOptions) => get<T.Identity[]>('/identities', undefined, options),
+      /** Starts linking `provider` to the caller: send the browser to the answer's `authorization_url`. */
+      link: (provider: string, redirectUri: string, options?: CallOptions) =>
+        authed<T.LinkStart>('POST', `/identities/${id(provider)}`, { redirect_uri: redirectUri }, options),
+      /** Unlinks one; 409 `last_sign_in_method` when it is the last way into the account. */
+      unlink: (identityId: string, options?: CallOptions) => authed<void>('DELETE', `/identities/${id(identityId)}`, undefined, options),
+    },
   }
 }

@@ -11,6 +11,7 @@ export type { AuthEvent, AuthListener, AuthSnapshot, AuthStore } from './auth-st
 export type { Locks } from './refresh'
 export type { CallOptions } from './request'
 export type { SignIn } from './session'
+export type { ProviderRedirect, ProviderSignIn } from './calls'
 export { isHttp, type ClientError, type Fetcher, type HttpError, type Result, type TransportError } from './result'
 export { localStorageAdapter, memoryStorage, sessionStorageAdapter, type TokenStorage, type WebStorage } from './storage'
 export type * from './types'
@@ -105,7 +106,7 @@ export function createUsersClient({
     get tokens() {
       return storage.get()
     },
-    ...usersCalls(session, storage),
+    ...usersCalls(session, storage, baseUrl),
     /** Stops listening to the other tabs. */
     close: session.close,
   }

@@ -8,11 +8,11 @@ export type CallOptions = { signal?: AbortSignal; headers?: Record<string, strin
 /** One request to the service, its path under `/api/users`; `auth` sends it with the session's access token. */
 export type Request = { method: string; path: string; body?: unknown; query?: Record<string, unknown>; auth: boolean; options?: CallOptions }
 
-const API = '/api/users'
+/** The absolute URL of a path under `/api/users`. */
+export const apiUrl = (baseUrl: string, path: string) => `${baseUrl.replace(/\/+$/, '')}/api/users${path}`
 
 /** Sends a request with `access` (if any) and reads the answer as a result; no token plumbing. */
 export function sender({ baseUrl, fetcher, timeoutMs, scheme }: { baseUrl: string; fetcher: Fetcher; timeoutMs: number; scheme: string }) {
-  const origin = baseUrl.replace(/\/+$/, '')
   return async <Data>(request: Request, access?: string): Promise<Result<Data>> => {
     const headers: Record<string, string> = { ...request.options?.headers }
     if (access && !hasAuthorization(headers)) headers.authorization = `${scheme} ${access}`
@@ -24,7 +24,7 @@ export function sender({ baseUrl, fetcher, timeoutMs, scheme }: { baseUrl: strin
     }
     const init: RequestInit = { method: request.method, headers, body }
     if (request.options?.signal) init.signal = request.options.signal
-    const answer = await exchange(fetcher, `${origin}${API}${request.path}${queryString(request.query)}`, init, timeoutMs)
+    const answer = await exchange(fetcher, `${apiUrl(baseUrl, request.path)}${queryString(request.query)}`, init, timeoutMs)
     if ('error' in answer) return failed(answer.error)
     return answer.response.ok ? ok(answer.body as Data) : failed(httpError(answer.response, answer.body))
   }

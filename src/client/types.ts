@@ -37,5 +37,9 @@ export type Passkey = Success<Users['passkeys']['register']['post']>
 export type PasskeyLoginOptions = Success<Users['passkeys']['login']['options']['post']>
 /** The WebAuthn authentication answer: what `@simplewebauthn/browser`'s `startAuthentication` returns. */
 export type PasskeyLoginBody = BodyOf<Users['passkeys']['login']['post']>
+/** A provider account linked to the caller (OIDC). */
+export type Identity = Success<Users['identities']['get']>[number]
+/** Where to send the browser to link a provider: `{authorization_url}`. */
+export type LinkStart = Success<Users['identities'][':provider']['post']>
 /** A sign-in's 403 `mfa_required`: the token for the second step and the methods that can take it. */
 export type MfaRequired = { mfa_token: string; methods: NonNullable<Users['login']['post']['response'][403]['methods']> }
