@@ -1,15 +1,20 @@
 import { browserGlobal } from './globals'
 import { failed, ok, type ClientError, type Result } from './result'
-import type { TokenStorage, WebStorage } from './storage'
+import type { TokenStorage } from './storage'
 import type { Tabs } from './tabs'
 import type { TokenPair } from './types'
 
-/** The Web Locks API's one method the client needs (`navigator.locks`). */
-export type Locks = { request<T>(name: string, callback: () => Promise<T>): Promise<T> }
-
+/** The Web Locks API's two methods the client needs (`navigator.locks`). */
+export type Locks = {
+  request<T>(name: string, callback: () => Promise<T>): Promise<T>
+  query(): Promise<{ held?: { name?: string }[] }>
+}
 
 // How long a tab that finds its pair rotated by another tab waits for that tab's message with the new one.
 const ROTATED_PAIR_WAIT_MS = 3000
+// How long a rotation stays marked: the server's refresh grace, after which a late refresh of the old pair is
+// reuse anyway. A tab that waits for the refresh lock waits for one refresh, far less.
+const ROTATION_MARK_MS = 10_000
 
 /** What the service answers a call without a session; the client answers the same without asking. */
 export const NOT_SIGNED_IN: ClientError = { kind: 'http', status: 401, code: 'not_authenticated', detail: 'Not signed in.', body: undefined }
@@ -42,13 +47,13 @@ export function singleFlightRefresh({
   ended: () => void
 }) {
   let refreshing: Promise<Result<TokenPair>> | null = null
-  const marker = rotationMarker(`${lockName}.rotated`)
 
-  async function rotateHoldingLock(stale: TokenPair): Promise<Result<TokenPair>> {
+  async function rotateHoldingLock(locks: Locks, stale: TokenPair): Promise<Result<TokenPair>> {
+    const marks = rotationMarks(locks, lockName)
     // Another tab rotated this pair while this one waited for the lock: its message carries the new pair.
-    if (storage.get()?.refresh === stale.refresh && marker.rotated(stale.refresh)) await tabs.replaced(stale.refresh, ROTATED_PAIR_WAIT_MS)
+    if (storage.get()?.refresh === stale.refresh && (await marks.rotated(stale.refresh))) await tabs.replaced(stale.refresh, ROTATED_PAIR_WAIT_MS)
     if (storage.get()?.refresh !== stale.refresh) return current()
-    return exchange(stale, () => marker.mark(stale.refresh))
+    return exchange(stale, () => marks.mark(stale.refresh))
   }
 
   async function rotateAnnouncing(stale: TokenPair): Promise<Result<TokenPair>> {
@@ -60,12 +65,12 @@ export function singleFlightRefresh({
     return exchange(stale)
   }
 
-  async function exchange(stale: TokenPair, onRotated = () => {}): Promise<Result<TokenPair>> {
+  async function exchange(stale: TokenPair, markRotated = async () => {}): Promise<Result<TokenPair>> {
     const result = await send(stale.refresh)
     // A login or logout while the refresh was under way is newer than its result.
     if (storage.get()?.refresh !== stale.refresh) return current()
     if (result.ok) {
-      onRotated()
+      await markRotated()
       rotated(result.data)
     } else if (result.error.kind === 'http' && result.error.status === 401) ended()
     // Any other failure (network, 503, timeout) is transient: the pair is kept for the next attempt.
@@ -80,7 +85,7 @@ export function singleFlightRefresh({
 
   /** The pair that replaces `stale`, or why none could be had. */
   return (stale: TokenPair): Promise<Result<TokenPair>> => {
-    refreshing ??= (locks ? locks.request(lockName, () => rotateHoldingLock(stale)) : rotateAnnouncing(stale)).finally(() => {
+    refreshing ??= (locks ? locks.request(lockName, () => rotateHoldingLock(locks, stale)) : rotateAnnouncing(stale)).finally(() => {
       refreshing = null
     })
     return refreshing
@@ -88,25 +93,26 @@ export function singleFlightRefresh({
 }
 
 /**
- * A note in localStorage, shared by the tabs, of the last refresh token rotated: a tab that takes the lock
- * after another tab refreshed learns so at once, even before that tab's message with the new pair arrives
- * (the lock's release and the channel's message reach it in no set order). It keeps only a 32-bit hash of
- * the token, which tells nothing about it.
+ * Which refresh tokens were rotated lately, kept in the lock manager itself: after a rotation the tab holds a
+ * lock named after the old token (a 32-bit hash of it, which tells nothing about it) for a while, taken before
+ * it lets go of the refresh lock. A tab granted the refresh lock next sees it in `query()`, whatever the order
+ * in which the lock and the channel's message with the new pair reach it. (A note in localStorage was tried
+ * first: Chromium hands another tab's write to a tab in another process later, and two refreshes slipped through.)
  */
-function rotationMarker(key: string) {
-  const store = browserGlobal<WebStorage>('localStorage')
+function rotationMarks(locks: Locks, lockName: string) {
+  const nameOf = (refresh: string) => `${lockName}.rotated.${fingerprint(refresh)}`
   return {
-    mark(refresh: string) {
-      try {
-        store?.setItem(key, fingerprint(refresh))
-      } catch {}
-    },
-    rotated(refresh: string) {
-      try {
-        return store?.getItem(key) === fingerprint(refresh)
-      } catch {
-        return false
-      }
+    /** Resolves once the mark is held; it is let go of after ROTATION_MARK_MS. */
+    mark: (refresh: string) =>
+      new Promise<void>((marked) => {
+        void locks.request(nameOf(refresh), () => {
+          marked()
+          return new Promise<void>((release) => setTimeout(release, ROTATION_MARK_MS))
+        })
+      }),
+    async rotated(refresh: string) {
+      const { held = [] } = await locks.query()
+      return held.some((lock) => lock.name === nameOf(refresh))
     },
   }
 }
