@@ -1,12 +1,15 @@
-import type { Treaty } from '@elysiajs/eden'
 import { afterAll, afterEach, beforeAll, expect, expectTypeOf, test } from 'bun:test'
-import type { App } from 'users-service/app'
 import {
   createUsersClient,
   localStorageAdapter,
   memoryStorage,
+  sessionStorageAdapter,
+  type AuthEvent,
+  type ClientError,
   type Fetcher,
+  type Result,
   type TokenPair,
+  type User,
   type UsersClient,
   type UsersClientOptions,
   type WebStorage,
@@ -58,10 +61,13 @@ async function loggedIn(options: Partial<UsersClientOptions> = {}) {
   const calls = recorder()
   const client = open({ fetcher: calls.fetcher, ...options })
   const registered = await client.register(newUser())
-  if (!registered.data) throw new Error(`register failed: ${JSON.stringify(registered.error)}`)
+  if (!registered.ok) throw new Error(`register failed: ${JSON.stringify(registered.error)}`)
   calls.requests.length = 0
   return { client, calls }
 }
+
+/** 'ok', the service's status, or why no answer came: one value to compare. */
+const outcome = (result: Result<unknown>) => (result.ok ? 'ok' : result.error.kind === 'http' ? result.error.status : result.error.kind)
 
 const newChannel = () => `tabs-${crypto.randomUUID()}`
 
@@ -69,7 +75,8 @@ const newChannel = () => `tabs-${crypto.randomUUID()}`
 async function browser() {
   const { access, refresh } = await t.registerUser()
   const channel = newChannel()
-  const tab = (options: Partial<UsersClientOptions> = {}) => open({ channel, storage: memoryStorage({ access, refresh }), ...options })
+  // No /me at start: these tests count every request.
+  const tab = (options: Partial<UsersClientOptions> = {}) => open({ channel, storage: memoryStorage({ access, refresh }), loadUser: false, ...options })
   return { channel, tab }
 }
 
@@ -90,13 +97,13 @@ const webStorage = (): WebStorage => {
 
 test('calls through the client are typed by the server routes', async () => {
   const { client } = await loggedIn()
-  const me = await client.treaty.api.users.me.get()
-  const email: string | undefined = me.data?.email
+  const me = await client.me()
+  expectTypeOf(me).toEqualTypeOf<Result<User>>()
+  const email: string | undefined = me.ok ? me.data.email : undefined
   expect(email).toEndWith('@example.com')
-  const sessions = await client.treaty.api.users.sessions.get()
-  const current: boolean | undefined = sessions.data?.[0]?.current
+  const sessions = await client.sessions.list()
+  const current: boolean | undefined = sessions.ok ? sessions.data[0]?.current : undefined
   expect(current).toBe(true)
-  expectTypeOf(client.treaty).toEqualTypeOf<Treaty.Create<App>>()
   // @ts-expect-error: login takes the route's body, which requires a password
   const incomplete: Parameters<typeof client.login>[0] = { email: 'ann@example.com' }
   expect(incomplete.email).toBe('ann@example.com')
@@ -104,13 +111,13 @@ test('calls through the client are typed by the server routes', async () => {
 
 test('requests carry the access token with the JWT scheme by default', async () => {
   const { client, calls } = await loggedIn()
-  await client.treaty.api.users.me.get()
+  await client.me()
   expect(calls.requests).toEqual([{ path: ME, authorization: `JWT ${client.tokens!.access}` }])
 })
 
 test('the Bearer scheme can be chosen instead', async () => {
   const { client, calls } = await loggedIn({ scheme: 'Bearer' })
-  expect((await client.treaty.api.users.me.get()).status).toBe(200)
+  expect(outcome(await client.me())).toBe('ok')
   expect(calls.requests[0]!.authorization).toBe(`Bearer ${client.tokens!.access}`)
 })
 
@@ -118,8 +125,8 @@ test('twenty concurrent requests with an expired access token share exactly one 
   const { client, calls } = await loggedIn()
   const before = client.tokens!
   t.clock.advance(EXPIRED)
-  const responses = await Promise.all(Array.from({ length: 20 }, () => client.treaty.api.users.me.get()))
-  expect(responses.map((response) => response.status)).toEqual(Array(20).fill(200))
+  const responses = await Promise.all(Array.from({ length: 20 }, () => client.me()))
+  expect(responses.map(outcome)).toEqual(Array(20).fill('ok'))
   expect(calls.refreshes()).toBe(1)
   expect(client.tokens!.refresh).not.toBe(before.refresh)
   expect(calls.requests.filter((request) => request.path === ME).every((request) => request.authorization === `JWT ${client.tokens!.access}`)).toBe(true)
@@ -128,7 +135,7 @@ test('twenty concurrent requests with an expired access token share exactly one 
 test('an access token within the skew of its expiry is refreshed before the request', async () => {
   const { client, calls } = await loggedIn({ refreshSkewSeconds: 30 })
   t.clock.advance(15 * MINUTE - 20_000)
-  expect((await client.treaty.api.users.me.get()).status).toBe(200)
+  expect(outcome(await client.me())).toBe('ok')
   expect(calls.requests.map((request) => request.path)).toEqual([REFRESH, ME])
 })
 
@@ -137,8 +144,8 @@ test('a 401 is answered by one refresh and one retry', async () => {
   const clientTime = t.clock.now()
   const { client, calls } = await loggedIn({ now: () => clientTime })
   t.clock.advance(EXPIRED)
-  const me = await client.treaty.api.users.me.get()
-  expect(me.status).toBe(200)
+  const me = await client.me()
+  expect(outcome(me)).toBe('ok')
   expect(calls.requests.map((request) => request.path)).toEqual([ME, REFRESH, ME])
 })
 
@@ -147,8 +154,8 @@ test('a revoked session ends in the logged-out callback, with the tokens forgott
   const { client, calls } = await loggedIn({ onLoggedOut: () => loggedOut++ })
   // Ended from another device.
   await t.call('POST', '/api/users/logout-all/', { token: client.tokens!.access })
-  const me = await client.treaty.api.users.me.get()
-  expect(me.status).toBe(401)
+  const me = await client.me()
+  expect(outcome(me)).toBe(401)
   expect(calls.requests.map((request) => request.path)).toEqual([ME, REFRESH])
   expect(loggedOut).toBe(1)
   expect(client.tokens).toBeNull()
@@ -160,7 +167,7 @@ test('a refresh that fails in transit keeps the tokens and does not log out', as
   const { client } = await loggedIn({ fetcher: calls.fetcher, onLoggedOut: () => loggedOut++ })
   const before = client.tokens
   t.clock.advance(EXPIRED)
-  expect((await client.treaty.api.users.me.get()).status).toBe(401)
+  expect(outcome(await client.me())).toBe(401)
   expect(loggedOut).toBe(0)
   expect(client.tokens).toEqual(before)
 })
@@ -170,8 +177,8 @@ test('a request that brings its own Authorization is sent as it is, without a re
   t.clock.advance(EXPIRED)
   // A service passing on its own user's token, whatever the client holds.
   const user = await t.registerUser()
-  const me = await client.treaty.api.users.me.get({ headers: { authorization: `Bearer ${user.access}` } })
-  expect(me.data?.id).toBe(user.id)
+  const me = await client.me({ headers: { authorization: `Bearer ${user.access}` } })
+  expect(me.ok && me.data.id).toBe(user.id)
   expect(calls.requests).toEqual([{ path: ME, authorization: `Bearer ${user.access}` }])
 })
 
@@ -179,16 +186,21 @@ test('login keeps the pair it is given', async () => {
   const user = await t.registerUser()
   const client = open({ fetcher: recorder().fetcher })
   const login = await client.login({ email: user.email, password: user.password })
-  expect(client.tokens).toEqual(login.data!)
-  expect((await client.treaty.api.users.me.get()).data?.id).toBe(user.id)
+  expect(login).toEqual({ ok: true, data: { step: 'signed_in', user: expect.objectContaining({ id: user.id, email: user.email }) } })
+  expect(client.tokens).not.toBeNull()
+  const me = await client.me()
+  expect(me.ok && me.data.id).toBe(user.id)
 })
 
 test('a failed login returns the field errors and keeps no tokens', async () => {
   const user = await t.registerUser()
   const client = open({ fetcher: recorder().fetcher })
   const login = await client.login({ email: user.email, password: 'not-the-password' })
-  expect(login.error?.status).toBe(400)
-  expect(login.error?.value).toEqual({ email: ['Invalid email or password.'], password: ['Invalid email or password.'] })
+  expect(login.ok || login.error).toMatchObject({
+    kind: 'http',
+    status: 400,
+    fields: { email: ['Invalid email or password.'], password: ['Invalid email or password.'] },
+  })
   expect(client.tokens).toBeNull()
 })
 
@@ -196,7 +208,7 @@ test('logout ends the session on the server and forgets the tokens, without the 
   let loggedOut = 0
   const { client } = await loggedIn({ onLoggedOut: () => loggedOut++ })
   const { access } = client.tokens!
-  expect((await client.logout())?.status).toBe(204)
+  expect(outcome(await client.logout())).toBe('ok')
   expect(client.tokens).toBeNull()
   expect(loggedOut).toBe(0)
   expect((await t.call('GET', '/api/users/me/', { token: access })).status).toBe(401)
@@ -206,18 +218,19 @@ test('logout with an expired access token refreshes first, so that the session d
   const { client, calls } = await loggedIn()
   const { refresh } = client.tokens!
   t.clock.advance(EXPIRED)
-  expect((await client.logout())?.status).toBe(204)
+  expect(outcome(await client.logout())).toBe('ok')
   expect(calls.requests.map((request) => request.path)).toEqual([REFRESH, '/api/users/logout'])
   expect((await t.call('POST', '/api/users/refresh/', { body: { refresh } })).status).toBe(401)
 })
 
 test('logoutAll ends every session of the user', async () => {
   const { client } = await loggedIn()
-  const me = (await client.treaty.api.users.me.get()).data!
+  const me = await client.me()
+  if (!me.ok) throw new Error('no /me')
   const elsewhere = open({ fetcher: recorder().fetcher })
-  await elsewhere.login({ email: me.email!, password: newUser().password })
+  await elsewhere.login({ email: me.data.email!, password: newUser().password })
   const { access } = elsewhere.tokens!
-  expect((await client.logoutAll()).status).toBe(204)
+  expect(outcome(await client.logoutAll())).toBe('ok')
   expect(client.tokens).toBeNull()
   expect((await t.call('GET', '/api/users/me/', { token: access })).status).toBe(401)
 })
@@ -255,9 +268,9 @@ test('a tab adopts the pair another tab refreshed instead of refreshing itself',
   const { tab } = await browser()
   const [first, second] = [tab({ fetcher: calls.fetcher }), tab({ fetcher: calls.fetcher })]
   t.clock.advance(EXPIRED)
-  expect((await first.treaty.api.users.me.get()).status).toBe(200)
+  expect(outcome(await first.me())).toBe('ok')
   await waitFor(() => second.tokens?.access === first.tokens?.access, 'the other tab', 2_000, 5)
-  expect((await second.treaty.api.users.me.get()).status).toBe(200)
+  expect(outcome(await second.me())).toBe('ok')
   expect(calls.refreshes()).toBe(1)
 })
 
@@ -269,17 +282,17 @@ test('two tabs that find the same access token expired refresh it once between t
   const [first, second] = [tab({ fetcher: calls.fetcher }), tab({ fetcher: calls.fetcher })]
   t.clock.advance(EXPIRED)
   const announced = nextMessage(channel)
-  const firstMe = first.treaty.api.users.me.get()
+  const firstMe = first.me()
   // The tabs' channels were opened before this listener's, and a channel delivers in that order: the second
   // tab has the announcement by now.
   await announced
-  const secondMe = second.treaty.api.users.me.get()
+  const secondMe = second.me()
   // A sleep on purpose: the assertion is that the second tab sends no refresh of its own in this time.
   await Bun.sleep(50)
   // The second tab waits for the first tab's refresh rather than sending its own.
   expect(calls.requests.map((request) => request.path)).toEqual([REFRESH])
   release()
-  expect([(await firstMe).status, (await secondMe).status]).toEqual([200, 200])
+  expect([outcome(await firstMe), outcome(await secondMe)]).toEqual(['ok', 'ok'])
   expect(calls.refreshes()).toBe(1)
   expect(second.tokens).toEqual(first.tokens)
 })
@@ -292,10 +305,10 @@ test('a tab whose refreshing peer never reports back refreshes by itself after a
   const survivor = tab({ fetcher: calls.fetcher })
   t.clock.advance(EXPIRED)
   const announced = nextMessage(channel)
-  void closed.treaty.api.users.me.get()
+  void closed.me()
   await announced
   const started = performance.now()
-  expect((await survivor.treaty.api.users.me.get()).status).toBe(200)
+  expect(outcome(await survivor.me())).toBe('ok')
   expect(performance.now() - started).toBeGreaterThan(4_900)
   expect(calls.refreshes()).toBe(1)
 }, 10_000)
@@ -325,8 +338,131 @@ test('tabs that share localStorage are told of a logout too', async () => {
   expect(loggedOut).toBe(1)
 })
 
-test('the client bundles for a browser with no server code in it', async () => {
-  const build = await Bun.build({ entrypoints: [new URL('../src/client.ts', import.meta.url).pathname], target: 'browser' })
+test('the client bundles for a browser with nothing but its own modules', async () => {
+  const build = await Bun.build({ entrypoints: [new URL('../src/client/index.ts', import.meta.url).pathname], target: 'browser' })
   const sources = [...(await build.outputs[0]!.text()).matchAll(/^\/\/ (\S+)$/gm)].map((match) => match[1])
-  expect(sources.filter((source) => !source?.startsWith('node_modules/@elysiajs/eden/'))).toEqual(['src/client.ts'])
+  expect(sources.length).toBeGreaterThan(3)
+  expect(sources.filter((source) => !source?.startsWith('src/client/'))).toEqual([])
+})
+
+test('the auth state follows sign-in, refresh, profile changes and the own logout, with a snapshot stable between changes', async () => {
+  const seen: [AuthEvent, string, string | null][] = []
+  const client = open({ fetcher: recorder().fetcher })
+  client.auth.subscribe((event, snapshot) => seen.push([event, snapshot.status, snapshot.user?.full_name ?? null]))
+  expect(await client.ready).toEqual({ status: 'signed_out', user: null })
+  await client.register(newUser())
+  const signedIn = client.auth.getSnapshot()
+  expect(client.auth.getSnapshot()).toBe(signedIn)
+  expect(outcome(await client.refresh())).toBe('ok')
+  expect(client.auth.getSnapshot()).toBe(signedIn)
+  await client.me()
+  expect(client.auth.getSnapshot()).toBe(signedIn)
+  await client.updateProfile({ full_name: 'Renamed' })
+  expect(client.auth.getSnapshot()).not.toBe(signedIn)
+  await client.logout()
+  expect(seen).toEqual([
+    ['initial_session', 'signed_out', null],
+    ['signed_in', 'signed_in', 'Client User'],
+    ['token_refreshed', 'signed_in', 'Client User'],
+    ['user_updated', 'signed_in', 'Renamed'],
+    ['signed_out', 'signed_out', null],
+  ])
+})
+
+test('onAuthStateChange starts with initial_session, and a client with a stored pair starts signed in with its user', async () => {
+  const user = await t.registerUser()
+  const client = open({ fetcher: recorder().fetcher, storage: memoryStorage({ access: user.access, refresh: user.refresh }) })
+  const seen: string[] = []
+  const unsubscribe = client.onAuthStateChange((event, snapshot) => seen.push(`${event}:${snapshot.status}:${snapshot.user?.id}`))
+  await client.ready
+  await waitFor(() => seen.length > 0, 'the initial session')
+  expect(seen).toEqual([`initial_session:signed_in:${user.id}`])
+  unsubscribe()
+  await client.logout()
+  expect(seen).toHaveLength(1)
+})
+
+test('a new tab is handed the session, and the user, by an open tab', async () => {
+  const channel = newChannel()
+  const first = open({ channel, fetcher: recorder().fetcher })
+  await first.register(newUser())
+  const calls = recorder()
+  const second = open({ channel, fetcher: calls.fetcher })
+  expect(await second.ready).toEqual({ status: 'signed_in', user: first.user })
+  expect(second.tokens).toEqual(first.tokens)
+  expect(calls.requests).toEqual([])
+})
+
+test('the sessionStorage adapter keeps only the refresh token; the access token is refreshed after a reload', async () => {
+  const storage = webStorage()
+  const calls = recorder()
+  const before = open({ fetcher: calls.fetcher, storage: sessionStorageAdapter('tab', storage) })
+  await before.register(newUser())
+  expect(storage.getItem('tab')).toBe(before.tokens!.refresh)
+  // A reload: the same sessionStorage, a new client whose memory is empty.
+  calls.requests.length = 0
+  const after = open({ fetcher: calls.fetcher, storage: sessionStorageAdapter('tab', storage) })
+  expect((await after.ready).status).toBe('signed_in')
+  expect(calls.requests.map((request) => request.path)).toEqual([REFRESH, ME])
+})
+
+test('a fetch that fails is kind network, one with no answer in time timeout, one the caller aborts aborted', async () => {
+  const down = open({ fetcher: () => Promise.reject(new TypeError('Failed to fetch')) })
+  const login = { email: 'ann@example.com', password: 'a-long-unusual-passphrase' }
+  expect(await down.login(login)).toEqual({ ok: false, error: { kind: 'network', detail: expect.stringContaining('Failed to fetch') } })
+  const hanging: Fetcher = (_url, init) => new Promise((_resolve, reject) => init.signal?.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError'))))
+  const slow = open({ fetcher: hanging, timeoutMs: 50 })
+  expect(outcome(await slow.login(login))).toBe('timeout')
+  const patient = open({ fetcher: hanging })
+  const abort = new AbortController()
+  const pending = patient.login(login, { signal: abort.signal })
+  abort.abort()
+  expect(outcome(await pending)).toBe('aborted')
+})
+
+test('sessions, the directory, the security log and account deletion are calls of their own', async () => {
+  const { client } = await loggedIn()
+  const sessions = await client.sessions.list()
+  if (!sessions.ok) throw new Error('no sessions')
+  expect(sessions.data).toHaveLength(1)
+  const other = await t.registerUser({ full_name: 'Zed Directory' })
+  const page = await client.users.list({ ids: other.id })
+  expect(page.ok && page.data.results.map((user) => user.full_name)).toEqual(['Zed Directory'])
+  const profile = await client.users.get(other.id)
+  expect(profile.ok && profile.data.email).toBeUndefined()
+  const log = await client.securityLog()
+  expect(log.ok && log.data.results.map((event) => event.type)).toContain('register')
+  expect(outcome(await client.sessions.revoke('no-such-session'))).toBe(404)
+  expect(outcome(await client.password.requestReset('nobody@example.com'))).toBe('ok')
+  const gone = await client.deleteAccount()
+  expect(outcome(gone)).toBe('ok')
+  expect(client.auth.getSnapshot()).toEqual({ status: 'signed_out', user: null })
+  expect(client.tokens).toBeNull()
+})
+
+test('a refresh without a session answers the 401 the service would, without asking it', async () => {
+  const calls = recorder()
+  const client = open({ fetcher: calls.fetcher })
+  const result = await client.refresh()
+  expect(result.ok || (result.error satisfies ClientError)).toMatchObject({ kind: 'http', status: 401, code: 'not_authenticated' })
+  expect(calls.requests).toEqual([])
+})
+
+test('OIDC: the authorize URL, the redirect read back, and an exchange answering account_exists as a step', async () => {
+  const client = open({ baseUrl: 'https://users.example.com/' })
+  expect(client.oidc.authorizeUrl('git lab', 'https://app.example.com/oauth/done')).toBe(
+    'https://users.example.com/api/users/oauth/git%20lab/authorize/?redirect_uri=https%3A%2F%2Fapp.example.com%2Foauth%2Fdone',
+  )
+  expect(client.oidc.takeRedirect('https://app.example.com/oauth/done?code=abc')).toEqual({ code: 'abc' })
+  expect(client.oidc.takeRedirect('https://app.example.com/oauth/done?error=access_denied')).toEqual({ error: 'access_denied' })
+  expect(client.oidc.takeRedirect('https://app.example.com/oauth/done')).toBeNull()
+
+  const detail = 'An account uses this email: sign in to it and link the provider from settings.'
+  const conflicted = open({
+    fetcher: async () => new Response(JSON.stringify({ detail, code: 'account_exists' }), { status: 409, headers: { 'content-type': 'application/json' } }),
+  })
+  expect(await conflicted.oidc.exchange('abc')).toEqual({ ok: true, data: { step: 'account_exists', detail } })
+  expect(conflicted.tokens).toBeNull()
+  // A code the service does not know: the 400 names the field.
+  expect(outcome(await open({ fetcher: recorder().fetcher }).oidc.exchange('no-such-code'))).toBe(400)
 })

@@ -358,30 +358,41 @@ describe('the typed client', () => {
   const client = () =>
     createUsersClient({ baseUrl: 'http://localhost', now: t.clock.now, fetcher: (url, init) => t.app.handle(new Request(url, init)) })
 
-  test('login answers mfaRequired as a value, loginMfa completes it, and the factor calls are typed', async () => {
+  test('login answers the mfa_required step as a value, loginMfa completes it, and the factor calls are typed', async () => {
     const user = await userWithTotp()
     const app = client()
     const first = await app.login({ email: user.email, password: user.password })
-    expect(first.data).toBeNull()
-    expect(first.mfaRequired).toEqual({ mfa_token: expect.any(String), methods: ['totp', 'recovery_code'] })
+    if (!first.ok || first.data.step !== 'mfa_required') throw new Error(`expected the mfa step: ${JSON.stringify(first)}`)
+    expect(first.data).toEqual({ step: 'mfa_required', mfa_token: expect.any(String), methods: ['totp', 'recovery_code'] })
     expect(app.tokens).toBeNull()
-    const second = await app.loginMfa({ mfa_token: first.mfaRequired!.mfa_token, code: totpAt(user.key, nowSeconds()) })
-    expect(second.status).toBe(200)
-    expect(app.tokens?.access).toBe(second.data!.access)
+    const second = await app.loginMfa({ mfa_token: first.data.mfa_token, code: totpAt(user.key, nowSeconds()) })
+    expect(second).toEqual({ ok: true, data: { step: 'signed_in', user: expect.objectContaining({ email: user.email }) } })
+    expect(app.tokens).not.toBeNull()
     const list = await app.mfa.list()
-    expect(list.data?.factors.map((factor) => factor.type)).toEqual(['totp'])
+    expect(list.ok && list.data.factors.map((factor) => factor.type)).toEqual(['totp'])
     const codes = await app.mfa.regenerateRecoveryCodes(user.password)
-    expect(codes.data?.recovery_codes).toHaveLength(10)
-    expect((await app.mfa.remove(user.factorId, user.password)).status).toBe(204)
+    expect(codes.ok && codes.data.recovery_codes).toHaveLength(10)
+    expect((await app.mfa.remove(user.factorId, user.password)).ok).toBe(true)
     app.close()
   })
 
-  test('without a factor, mfaRequired is null and the tokens are kept as before', async () => {
+  test('a wrong code at the second step is a 400 naming the code field', async () => {
+    const user = await userWithTotp()
+    const app = client()
+    const first = await app.login({ email: user.email, password: user.password })
+    if (!first.ok || first.data.step !== 'mfa_required') throw new Error('expected the mfa step')
+    const wrong = await app.loginMfa({ mfa_token: first.data.mfa_token, code: '000000' })
+    expect(wrong.ok || wrong.error).toMatchObject({ kind: 'http', status: 400, fields: { code: expect.any(Array) } })
+    expect(app.tokens).toBeNull()
+    app.close()
+  })
+
+  test('without a factor, login signs in at once and the tokens are kept as before', async () => {
     const user = await t.registerUser()
     const app = client()
     const response = await app.login({ email: user.email, password: user.password })
-    expect(response.mfaRequired).toBeNull()
-    expect(app.tokens).toEqual(response.data!)
+    expect(response.ok && response.data.step).toBe('signed_in')
+    expect(app.tokens).not.toBeNull()
     app.close()
   })
 })

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { join } from 'node:path'
 import type { BrowserContext } from 'playwright-core'
+import { createUsersClient } from '../../src/client'
 import { createTestApp, type TestApp } from '../support/app'
 import { launchChromium, SLOW } from '../support/chromium'
 import { startTestProvider, TEST_CLIENT, type TestProvider } from '../support/oidc-provider'
@@ -20,16 +22,6 @@ let browser: BrowserContext
 let closeBrowser: (() => Promise<void>) | undefined
 let frontend: ReturnType<typeof Bun.serve>
 
-// What a frontend does on its redirect page: exchange the code (or show the error), never keep it in the URL.
-const DONE_SCRIPT = `
-const params = new URLSearchParams(location.search)
-history.replaceState(null, '', location.pathname)
-const show = (result) => { document.body.dataset.result = JSON.stringify(result) }
-if (params.get('error')) show({ error: params.get('error') })
-else fetch('${origin}/api/users/oauth/token/', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: params.get('code') }) })
-  .then(async (response) => show({ status: response.status, body: await response.json() }))
-`
-
 beforeAll(async () => {
   provider = await startTestProvider({ port: PROVIDER_PORT, redirectUris: [`${origin}/api/users/oauth/test/callback/`] })
   t = await createTestApp({
@@ -44,11 +36,11 @@ beforeAll(async () => {
       CORS_ALLOWED_ORIGINS: frontendOrigin,
     },
   })
-  frontend = Bun.serve({
-    port: FRONTEND_PORT,
-    hostname: '127.0.0.1',
-    fetch: () => new Response(`<!doctype html><title>signed in</title><body><script>${DONE_SCRIPT}</script></body>`, { headers: { 'content-type': 'text/html' } }),
-  })
+  // The frontend's redirect page: the typed client, bundled, exchanging the code (or reading the error).
+  const bundle = await Bun.build({ entrypoints: [join(import.meta.dir, 'oidc-done-page.ts')], target: 'browser', format: 'esm' })
+  if (!bundle.success) throw new AggregateError(bundle.logs, 'could not bundle the redirect page')
+  const html = `<!doctype html><title>signed in</title><script>serviceOrigin = ${JSON.stringify(origin)}</script><script type="module">${await bundle.outputs[0]!.text()}</script>`
+  frontend = Bun.serve({ port: FRONTEND_PORT, hostname: '127.0.0.1', fetch: () => new Response(html, { headers: { 'content-type': 'text/html' } }) })
   server = t.app.listen({ port: SERVICE_PORT, hostname: '127.0.0.1' })
   ;({ browser, close: closeBrowser } = await launchChromium())
   // The provider's development pages load a web font; the test machine has no network to spend time on.
@@ -64,26 +56,30 @@ afterAll(async () => {
 })
 
 test(
-  'a browser signs up through the provider: login and consent pages, back to the frontend with a code, exchanged for a session',
+  'a browser signs up through the provider with the client: its authorize URL, login and consent, back to the frontend whose client exchanges the code',
   async () => {
     provider.accounts.set('ada', { email: 'ada@example.com', email_verified: true, name: 'Ada Lovelace' })
     const page = await browser.newPage()
-    await page.goto(`${origin}/api/users/oauth/test/authorize/?redirect_uri=${encodeURIComponent(DONE_PAGE)}`)
+    await page.goto(createUsersClient({ baseUrl: origin }).oidc.authorizeUrl('test', DONE_PAGE))
     expect(new URL(page.url()).origin).toBe(provider.issuer)
     await page.fill('input[name=login]', 'ada')
     await page.fill('input[name=password]', 'anything')
     await page.click('button[type=submit]')
     await page.waitForSelector('input[name=prompt][value=consent]', { state: 'attached' })
     await page.click('button[type=submit]')
-    // The page's own document (the test compiles without the DOM's types).
-    const resultOf = () => (globalThis as any).document.body?.dataset.result as string | undefined
-    await page.waitForFunction(resultOf, undefined, { timeout: SLOW })
-    const result = JSON.parse((await page.evaluate(resultOf))!)
-    expect(result.status).toBe(200)
+    // The redirect page's own global (the test compiles without the DOM's types).
+    await page.waitForFunction(() => 'done' in globalThis, undefined, { timeout: SLOW })
+    const result = await page.evaluate(() => (globalThis as any).done)
+    expect(result.signIn).toEqual({ ok: true, data: { step: 'signed_in', user: expect.objectContaining({ email: 'ada@example.com' }) } })
+    expect(result.snapshot).toMatchObject({ status: 'signed_in', user: { full_name: 'Ada Lovelace' } })
+    expect(result.identities).toEqual({ ok: true, data: [expect.objectContaining({ provider: 'test', email: 'ada@example.com' })] })
     // The code left the address bar; no token ever was in it.
     expect(page.url()).toBe(DONE_PAGE)
-    const me = await t.call('GET', '/api/users/me/', { token: result.body.access })
+    const me = await t.call('GET', '/api/users/me/', { token: result.tokens.access })
     expect(me.body).toMatchObject({ email: 'ada@example.com', full_name: 'Ada Lovelace', email_verified: true })
+    // The same code again: spent.
+    const again = await page.evaluate((code) => (globalThis as any).users.oidc.exchange(code), result.redirect.code)
+    expect(again.ok || again.error).toMatchObject({ kind: 'http', status: 400, fields: { code: expect.any(Array) } })
     await page.close()
   },
   SLOW,

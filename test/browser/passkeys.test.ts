@@ -71,42 +71,12 @@ afterAll(async () => {
 
 type Answer = { status: number; body: any }
 
-/** Registers a passkey from the page: the options route, navigator.credentials.create, then the answer posted back. */
+/** Registers a passkey from the page through the client: its options, navigator.credentials.create, its answer. */
 const registerInPage = (access: string, currentPassword: string): Promise<{ options: Answer; registered?: Answer }> =>
-  page.evaluate(
-    async ({ access, currentPassword }) => {
-      const post = async (path: string, body: unknown) => {
-        const response = await fetch(path, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `JWT ${access}` },
-          body: JSON.stringify(body),
-        })
-        return { status: response.status, body: await response.json() }
-      }
-      const options = await post('/api/users/passkeys/register/options/', { current_password: currentPassword })
-      if (options.status !== 200) return { options }
-      const credential = await (globalThis as any).startRegistration({ optionsJSON: options.body })
-      return { options, registered: await post('/api/users/passkeys/register/', { credential, name: 'This browser' }) }
-    },
-    { access, currentPassword },
-  )
+  page.evaluate(({ access, currentPassword }) => (globalThis as any).registerPasskey(access, currentPassword), { access, currentPassword })
 
-/** Signs in from the page with the passkey: no email, no password. */
-const signInInPage = (): Promise<Answer> =>
-  page.evaluate(async () => {
-    const post = async (path: string, body?: unknown) => {
-      const response = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body ?? {}) })
-      return { status: response.status, body: await response.json() }
-    }
-    const options = await post('/api/users/passkeys/login/options/')
-    if (options.status !== 200) return options
-    try {
-      const credential = await (globalThis as any).startAuthentication({ optionsJSON: options.body })
-      return post('/api/users/passkeys/login/', { credential })
-    } catch (error) {
-      return { status: 0, body: String(error) }
-    }
-  })
+/** Signs in from the page with the passkey through the client: no email, no password. */
+const signInInPage = (): Promise<Answer> => page.evaluate(() => (globalThis as any).signInWithPasskey())
 
 const claims = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString())
 
