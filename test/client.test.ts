@@ -14,6 +14,7 @@ import {
   type UsersClientOptions,
   type WebStorage,
 } from 'users-service/client'
+import { setAdmin } from '../src/users/service'
 import { createTestApp, type TestApp } from './support/app'
 import { waitFor } from './support/wait'
 
@@ -465,4 +466,25 @@ test('OIDC: the authorize URL, the redirect read back, and an exchange answering
   expect(conflicted.tokens).toBeNull()
   // A code the service does not know: the 400 names the field.
   expect(outcome(await open({ fetcher: recorder().fetcher }).oidc.exchange('no-such-code'))).toBe(400)
+})
+
+test('the admin API: find, disable, enable, log out and the audit, each answering a result; a non-admin gets 403', async () => {
+  const account = newUser()
+  const operator = open({ fetcher: recorder().fetcher })
+  expect(outcome(await operator.register(account))).toBe('ok')
+  const target = await t.registerUser({ full_name: 'Tess Target' })
+  expect(outcome(await operator.admin.users({ search: target.email }))).toBe(403)
+  await setAdmin(t.deps, account.email, true)
+
+  const found = await operator.admin.users({ search: target.email })
+  expect(found.ok && found.data.results.map((user) => [user.id, user.is_active])).toEqual([[target.id, true]])
+  const disabled = await operator.admin.disable(target.id, 'spam')
+  expect(disabled.ok && disabled.data.is_active).toBe(false)
+  expect((await t.call('GET', ME, { token: target.access })).status).toBe(401)
+  const enabled = await operator.admin.enable(target.id)
+  expect(enabled.ok && enabled.data.is_active).toBe(true)
+  expect(outcome(await operator.admin.logout(target.id))).toBe('ok')
+  const audit = await operator.admin.audit({ user: target.id })
+  expect(audit.ok && audit.data.results.map((event) => event.type)).toEqual(expect.arrayContaining(['account_disabled', 'account_enabled', 'admin_logout']))
+  expect(outcome(await operator.admin.disable(crypto.randomUUID(), 'gone'))).toBe(404)
 })

@@ -165,5 +165,18 @@ export function usersCalls(session: Session, storage: TokenStorage, baseUrl: str
       /** Unlinks one; 409 `last_sign_in_method` when it is the last way into the account. */
       unlink: (identityId: string, options?: CallOptions) => authed<void>('DELETE', `/identities/${id(identityId)}`, undefined, options),
     },
+    /** The admin API: a caller who is not an admin gets 403 `permission_denied` from each. */
+    admin: {
+      /** Accounts by part of the email or the start of a name, with their state. */
+      users: (query: T.AdminUsersQuery = {}, options?: CallOptions) => get<T.AdminUsersPage>('/admin/users', query, options),
+      /** Disables an account: its sessions end at once; the reason goes to the audit log. */
+      disable: (userId: string, reason: string, options?: CallOptions) =>
+        authed<T.AdminUser>('POST', `/admin/users/${id(userId)}/disable`, { reason }, options),
+      enable: (userId: string, options?: CallOptions) => authed<T.AdminUser>('POST', `/admin/users/${id(userId)}/enable`, undefined, options),
+      /** Ends every session of an account. */
+      logout: (userId: string, options?: CallOptions) => authed<void>('POST', `/admin/users/${id(userId)}/logout`, undefined, options),
+      /** Security events of every account, newest first, by user and type. */
+      audit: (query: T.AuditQuery = {}, options?: CallOptions) => get<T.AuditPage>('/admin/audit', query, options),
+    },
   }
 }

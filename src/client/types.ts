@@ -41,5 +41,11 @@ export type PasskeyLoginBody = BodyOf<Users['passkeys']['login']['post']>
 export type Identity = Success<Users['identities']['get']>[number]
 /** Where to send the browser to link a provider: `{authorization_url}`. */
 export type LinkStart = Success<Users['identities'][':provider']['post']>
+/** An account as the admin API shows it: `email`, `email_verified`, `is_active`, `is_admin`, `date_joined`, `last_login`. */
+export type AdminUser = Success<Users['admin']['users'][':id']['enable']['post']>
+export type AdminUsersQuery = QueryOf<Users['admin']['users']['get']>
+export type AdminUsersPage = Success<Users['admin']['users']['get']>
+export type AuditQuery = QueryOf<Users['admin']['audit']['get']>
+export type AuditPage = Success<Users['admin']['audit']['get']>
 /** A sign-in's 403 `mfa_required`: the token for the second step and the methods that can take it. */
 export type MfaRequired = { mfa_token: string; methods: NonNullable<Users['login']['post']['response'][403]['methods']> }
