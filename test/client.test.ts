@@ -426,6 +426,14 @@ test('a fetch that fails is kind network, one with no answer in time timeout, on
   expect(outcome(await pending)).toBe('aborted')
 })
 
+test('outside a browser, where there is no CORS, a fetch that fails once is kind network even when the service answers next', async () => {
+  let attempts = 0
+  // A dropped connection (a keep-alive socket the server closed), then the service answering again.
+  const flaky: Fetcher = async (url, init) => (attempts++ === 0 ? Promise.reject(new TypeError('socket closed')) : t.app.handle(new Request(url, init)))
+  const login = await open({ fetcher: flaky }).login({ email: 'ann@example.com', password: 'a-long-unusual-passphrase' })
+  expect(login.ok || login.error.kind).toBe('network')
+})
+
 test('sessions, the directory, the security log and account deletion are calls of their own', async () => {
   const { client } = await loggedIn()
   const sessions = await client.sessions.list()
