@@ -502,15 +502,18 @@ test('the admin API: find, disable, enable, log out and the audit, each answerin
   expect(outcome(await operator.admin.disable(crypto.randomUUID(), 'gone'))).toBe(404)
 })
 
-/** Answers to `path` that come late: the service has handled the request (`handled`), the tab gets the answer at `release()`. */
-function lateAnswers(path: string) {
+/**
+ * Answers to `path` that come late: the service has handled the request (`handled`), the tab gets the answer at
+ * `release()`. The first `onTime` answers to it are not held.
+ */
+function lateAnswers(path: string, onTime = 0) {
   let release = () => {}
   const released = new Promise<void>((resolve) => (release = resolve))
   let handled = () => {}
   const done = new Promise<void>((resolve) => (handled = resolve))
   const fetcher: Fetcher = async (url, init) => {
     const response = await t.app.handle(new Request(url, init))
-    if (new URL(url).pathname !== path) return response
+    if (new URL(url).pathname !== path || onTime-- > 0) return response
     const body = await response.text()
     handled()
     await released
@@ -577,4 +580,20 @@ test('a logout of one session in a tab does not sign out the session another tab
   expect(signingIn.tokens).toEqual(leaving.tokens)
   const me = await signingIn.me()
   expect(me.ok && me.data.id).toBe(other.id)
+})
+
+test("a profile read late, after another tab signed in to another account, does not become this tab's user", async () => {
+  // The first /me is the tab's own, at start.
+  const late = lateAnswers(ME, 1)
+  const { tab } = await browser()
+  const [reading, signingIn] = [tab({ fetcher: late.fetcher, loadUser: true }), tab({ fetcher: recorder().fetcher, loadUser: true })]
+  await reading.ready
+  const read = reading.me()
+  await late.handled
+  const other = await t.registerUser()
+  expect(outcome(await signingIn.login({ email: other.email, password: other.password }))).toBe('ok')
+  await waitFor(() => reading.user?.id === other.id, 'the other account in the first tab')
+  late.release()
+  expect(outcome(await read)).toBe('ok')
+  expect(reading.auth.getSnapshot().user?.id).toBe(other.id)
 })

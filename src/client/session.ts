@@ -127,6 +127,8 @@ export function createSession({ send, storage, channel, locks, loadUser, handoff
     userUpdated(next: User) {
       const { status, user } = auth.getSnapshot()
       if (status !== 'signed_in' || JSON.stringify(user) === JSON.stringify(next)) return
+      // An answer that left before another account signed in (here or in another tab) is not about this one.
+      if (user !== null && user.id !== next.id) return
       tabs.userUpdated(next)
       auth.emit('user_updated', { user: next })
     },
