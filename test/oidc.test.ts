@@ -232,6 +232,13 @@ describe('sign-in with a provider', () => {
     expect(await t.deps.db.select().from(userIdentities).where(eq(userIdentities.subject, login))).toEqual([])
   })
 
+  test('a subject longer than OIDC allows (255) is an invalid ID token, not a 500', async () => {
+    const login = `${uniqueLogin('long')}${'s'.repeat(300)}`
+    provider.accounts.set(login, { email: `${uniqueLogin('long')}@example.com`, email_verified: true })
+    const back = await flow.signIn(login)
+    expect(Object.fromEntries(back)).toEqual({ error: 'invalid_id_token' })
+  })
+
   test('a user who refuses at the provider comes back with error=access_denied only', async () => {
     const at = await provider.signIn(await flow.start(), uniqueLogin('deny'), 'deny')
     const back = await flow.callback(at)

@@ -45,6 +45,7 @@ type ProviderAccount = { subject: string; email: string; emailVerified: boolean;
 export const callbackUrl = (publicUrl: string, provider: string) => `${publicUrl}/api/users/oauth/${provider}/callback/`
 
 const FULL_NAME_MAX = 250
+const SUBJECT_MAX = 255
 
 /**
  * Starts a sign-in (or, with `linkUserId`, the signed-in user's linking of a provider): checks the
@@ -150,6 +151,8 @@ async function providerAccount(deps: OidcDeps, pending: PendingSignIn, state: st
       throw new CallbackRefusal(grantFailure(err), err)
     })
   const claims = tokens.claims()!
+  // OIDC Core caps `sub` at 255 characters, as the identities table does: a longer one is no ID token of a conforming provider.
+  if (claims.sub.length > SUBJECT_MAX) throw new CallbackRefusal('invalid_id_token')
   let email = claims.email
   let verified = claims.email_verified
   if (typeof email !== 'string' || email === '') {
