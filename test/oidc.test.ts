@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { and, eq } from 'drizzle-orm'
 import * as OTPAuth from 'otpauth'
 import { outboxEvents } from '../src/events/table'
+import { mailOutbox } from '../src/mail/table'
 import { createRedisFlowStore } from '../src/oidc/flow-store'
 import { userIdentities } from '../src/oidc/table'
 import { securityEvents } from '../src/security-log/table'
@@ -317,6 +318,39 @@ describe('sign-in with a provider', () => {
       const refused = await t.call('POST', '/api/users/identities/test/', { token: user.access, body: { redirect_uri: 'https://evil.test/' } })
       expect(refused.status).toBe(400)
       expect(Object.keys(refused.body)).toEqual(['redirect_uri'])
+    })
+    test("a password reset unlinks what does not vouch for the address: a careless provider's sign-up does not outlive the owner's reset", async () => {
+      // Someone signs up with the victim's address at a provider that does not check it, before the victim does.
+      const email = `${uniqueLogin('victim')}@example.com`
+      const squatter = uniqueLogin('squatter')
+      provider.accounts.set(squatter, { email, email_verified: false })
+      const squatted = await flow.signInAndExchange(squatter)
+      expect(squatted.status).toBe(200)
+      const access = squatted.body.access
+      // Two more identities: one whose provider proves the same address (kept), one with another address (unlinked).
+      const [proven, elsewhere] = [uniqueLogin('proven'), uniqueLogin('elsewhere')]
+      provider.accounts.set(proven, { email, email_verified: true })
+      provider.accounts.set(elsewhere, { email: `${elsewhere}@example.com`, email_verified: true })
+      for (const login of [proven, elsewhere]) {
+        const started = await t.call('POST', '/api/users/identities/test/', { token: access, body: { redirect_uri: REDIRECT } })
+        expect((await flow.signInAndExchange(login, started.body.authorization_url)).status).toBe(200)
+      }
+      // The mailbox's owner finds the address taken and resets the password.
+      expect((await t.call('POST', '/api/users/password/reset/', { body: { email } })).status).toBe(202)
+      const [mail] = await t.deps.db.select().from(mailOutbox).where(and(eq(mailOutbox.toAddress, email), eq(mailOutbox.kind, 'password_reset')))
+      const reset = await t.call('POST', '/api/users/password/reset/confirm/', { body: { token: String((mail!.payload as { token: string }).token), password: 'the-owners-own-passphrase' } })
+      expect(reset.status).toBe(200)
+      const left = await t.call('GET', '/api/users/identities/', { token: reset.body.access })
+      expect(left.body.map((identity: { email: string }) => identity.email)).toEqual([email])
+      // The squatter's way in is gone: the provider's unproven email now meets a verified account.
+      expect((await flow.signInAndExchange(squatter)).body.code).toBe('account_exists')
+      const userId = claims(reset.body.access).user_id
+      expect(claims((await flow.signInAndExchange(elsewhere)).body.access).user_id).not.toBe(userId)
+      const unlinked = (await eventsOf(userId)).filter((event) => event.type === 'identity_unlinked').map((event) => event.detail)
+      expect(unlinked).toEqual([
+        { provider: 'test', reason: 'password_reset' },
+        { provider: 'test', reason: 'password_reset' },
+      ])
     })
   })
 
