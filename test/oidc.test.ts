@@ -74,16 +74,21 @@ const pathOf = (url: string) => {
 
 /** The flow as a frontend and a browser drive it, one app at a time. */
 function flows(t: () => TestApp) {
+  /** The cookie that binds a sign-in to the browser that started it, as this browser keeps it. */
+  let browserCookie: string | undefined
+  const cookieHeader = () => (browserCookie ? { headers: { cookie: browserCookie } } : {})
   /** GET authorize: the provider's URL to open. */
   async function start(redirectUri = REDIRECT, name = 'test') {
-    const response = await t().call('GET', `/api/users/oauth/${name}/authorize/?redirect_uri=${encodeURIComponent(redirectUri)}`)
+    const response = await t().call('GET', `/api/users/oauth/${name}/authorize/?redirect_uri=${encodeURIComponent(redirectUri)}`, cookieHeader())
     expect(response.status).toBe(302)
+    const [set] = response.headers.getSetCookie()
+    if (set) browserCookie = set.split(';')[0]
     return response.headers.get('location')!
   }
-  /** The provider's callback to the service, as the browser follows it; the service's redirect back. */
-  async function callback(callbackUrl: string) {
-    const response = await t().call('GET', pathOf(callbackUrl))
-    return response
+  /** The provider's callback to the service, as the browser follows it (with its cookie unless `from` says another); the service's redirect back. */
+  async function callback(callbackUrl: string, from: { cookie?: string } = {}) {
+    const headers = 'cookie' in from ? (from.cookie ? { headers: { cookie: from.cookie } } : {}) : cookieHeader()
+    return t().call('GET', pathOf(callbackUrl), headers)
   }
   /** A whole sign-in at the provider as `login`: the query the frontend's redirect URL receives. */
   async function signIn(login: string, authorizationUrl?: string) {
@@ -446,6 +451,23 @@ describe('sign-in with a provider', () => {
       expect((await flow.callback(missing.href)).status).toBe(400)
       // The real state still works once.
       expect((await flow.callback(at.href)).status).toBe(302)
+    })
+
+    test('a callback in a browser that did not start the sign-in is refused: no login CSRF with an attacker-made callback URL', async () => {
+      const start = await t.call('GET', `/api/users/oauth/test/authorize/?redirect_uri=${encodeURIComponent(REDIRECT)}`)
+      const cookie = start.headers.getSetCookie()[0]!
+      expect(cookie).toMatch(/^oidc_browser=[\w-]{43}; Max-Age=600; Path=\/api\/users\/oauth\/; HttpOnly; SameSite=Lax$/)
+      // The attacker signs in at the provider as themselves and hands the callback URL to the victim's browser.
+      const at = await provider.signIn(start.headers.get('location')!, uniqueLogin('csrf'))
+      for (const from of [{}, { cookie: 'oidc_browser=another-browsers-key-aaaaaaaaaaaaaaaaaaaaaaaaaaa' }]) {
+        const refused = await flow.callback(at, from)
+        expect(refused.status).toBe(400)
+        expect(refused.headers.get('location')).toBeNull()
+        expect(Object.keys(refused.body)).toEqual(['state'])
+        expect(refused.headers.getSetCookie()).toEqual([])
+      }
+      // Refused, the state is spent: not even the browser that started it can use it now.
+      expect((await flow.callback(at, { cookie: cookie.split(';')[0] })).status).toBe(400)
     })
 
     test('a replayed state is refused, and so is a state used at another provider’s callback', async () => {
