@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { and, eq } from 'drizzle-orm'
 import * as OTPAuth from 'otpauth'
 import { outboxEvents } from '../src/events/table'
+import { mailOutbox } from '../src/mail/table'
 import { createRedisFlowStore } from '../src/oidc/flow-store'
 import { userIdentities } from '../src/oidc/table'
 import { securityEvents } from '../src/security-log/table'
@@ -73,16 +74,21 @@ const pathOf = (url: string) => {
 
 /** The flow as a frontend and a browser drive it, one app at a time. */
 function flows(t: () => TestApp) {
+  /** The cookie that binds a sign-in to the browser that started it, as this browser keeps it. */
+  let browserCookie: string | undefined
+  const cookieHeader = () => (browserCookie ? { headers: { cookie: browserCookie } } : {})
   /** GET authorize: the provider's URL to open. */
   async function start(redirectUri = REDIRECT, name = 'test') {
-    const response = await t().call('GET', `/api/users/oauth/${name}/authorize/?redirect_uri=${encodeURIComponent(redirectUri)}`)
+    const response = await t().call('GET', `/api/users/oauth/${name}/authorize/?redirect_uri=${encodeURIComponent(redirectUri)}`, cookieHeader())
     expect(response.status).toBe(302)
+    const [set] = response.headers.getSetCookie()
+    if (set) browserCookie = set.split(';')[0]
     return response.headers.get('location')!
   }
-  /** The provider's callback to the service, as the browser follows it; the service's redirect back. */
-  async function callback(callbackUrl: string) {
-    const response = await t().call('GET', pathOf(callbackUrl))
-    return response
+  /** The provider's callback to the service, as the browser follows it (with its cookie unless `from` says another); the service's redirect back. */
+  async function callback(callbackUrl: string, from: { cookie?: string } = {}) {
+    const headers = 'cookie' in from ? (from.cookie ? { headers: { cookie: from.cookie } } : {}) : cookieHeader()
+    return t().call('GET', pathOf(callbackUrl), headers)
   }
   /** A whole sign-in at the provider as `login`: the query the frontend's redirect URL receives. */
   async function signIn(login: string, authorizationUrl?: string) {
@@ -232,6 +238,13 @@ describe('sign-in with a provider', () => {
     expect(await t.deps.db.select().from(userIdentities).where(eq(userIdentities.subject, login))).toEqual([])
   })
 
+  test('a subject longer than OIDC allows (255) is an invalid ID token, not a 500', async () => {
+    const login = `${uniqueLogin('long')}${'s'.repeat(300)}`
+    provider.accounts.set(login, { email: `${uniqueLogin('long')}@example.com`, email_verified: true })
+    const back = await flow.signIn(login)
+    expect(Object.fromEntries(back)).toEqual({ error: 'invalid_id_token' })
+  })
+
   test('a user who refuses at the provider comes back with error=access_denied only', async () => {
     const at = await provider.signIn(await flow.start(), uniqueLogin('deny'), 'deny')
     const back = await flow.callback(at)
@@ -310,6 +323,39 @@ describe('sign-in with a provider', () => {
       const refused = await t.call('POST', '/api/users/identities/test/', { token: user.access, body: { redirect_uri: 'https://evil.test/' } })
       expect(refused.status).toBe(400)
       expect(Object.keys(refused.body)).toEqual(['redirect_uri'])
+    })
+    test("a password reset unlinks what does not vouch for the address: a careless provider's sign-up does not outlive the owner's reset", async () => {
+      // Someone signs up with the victim's address at a provider that does not check it, before the victim does.
+      const email = `${uniqueLogin('victim')}@example.com`
+      const squatter = uniqueLogin('squatter')
+      provider.accounts.set(squatter, { email, email_verified: false })
+      const squatted = await flow.signInAndExchange(squatter)
+      expect(squatted.status).toBe(200)
+      const access = squatted.body.access
+      // Two more identities: one whose provider proves the same address (kept), one with another address (unlinked).
+      const [proven, elsewhere] = [uniqueLogin('proven'), uniqueLogin('elsewhere')]
+      provider.accounts.set(proven, { email, email_verified: true })
+      provider.accounts.set(elsewhere, { email: `${elsewhere}@example.com`, email_verified: true })
+      for (const login of [proven, elsewhere]) {
+        const started = await t.call('POST', '/api/users/identities/test/', { token: access, body: { redirect_uri: REDIRECT } })
+        expect((await flow.signInAndExchange(login, started.body.authorization_url)).status).toBe(200)
+      }
+      // The mailbox's owner finds the address taken and resets the password.
+      expect((await t.call('POST', '/api/users/password/reset/', { body: { email } })).status).toBe(202)
+      const [mail] = await t.deps.db.select().from(mailOutbox).where(and(eq(mailOutbox.toAddress, email), eq(mailOutbox.kind, 'password_reset')))
+      const reset = await t.call('POST', '/api/users/password/reset/confirm/', { body: { token: String((mail!.payload as { token: string }).token), password: 'the-owners-own-passphrase' } })
+      expect(reset.status).toBe(200)
+      const left = await t.call('GET', '/api/users/identities/', { token: reset.body.access })
+      expect(left.body.map((identity: { email: string }) => identity.email)).toEqual([email])
+      // The squatter's way in is gone: the provider's unproven email now meets a verified account.
+      expect((await flow.signInAndExchange(squatter)).body.code).toBe('account_exists')
+      const userId = claims(reset.body.access).user_id
+      expect(claims((await flow.signInAndExchange(elsewhere)).body.access).user_id).not.toBe(userId)
+      const unlinked = (await eventsOf(userId)).filter((event) => event.type === 'identity_unlinked').map((event) => event.detail)
+      expect(unlinked).toEqual([
+        { provider: 'test', reason: 'password_reset' },
+        { provider: 'test', reason: 'password_reset' },
+      ])
     })
   })
 
@@ -405,6 +451,23 @@ describe('sign-in with a provider', () => {
       expect((await flow.callback(missing.href)).status).toBe(400)
       // The real state still works once.
       expect((await flow.callback(at.href)).status).toBe(302)
+    })
+
+    test('a callback in a browser that did not start the sign-in is refused: no login CSRF with an attacker-made callback URL', async () => {
+      const start = await t.call('GET', `/api/users/oauth/test/authorize/?redirect_uri=${encodeURIComponent(REDIRECT)}`)
+      const cookie = start.headers.getSetCookie()[0]!
+      expect(cookie).toMatch(/^oidc_browser=[\w-]{43}; Max-Age=600; Path=\/api\/users\/oauth\/; HttpOnly; SameSite=Lax$/)
+      // The attacker signs in at the provider as themselves and hands the callback URL to the victim's browser.
+      const at = await provider.signIn(start.headers.get('location')!, uniqueLogin('csrf'))
+      for (const from of [{}, { cookie: 'oidc_browser=another-browsers-key-aaaaaaaaaaaaaaaaaaaaaaaaaaa' }]) {
+        const refused = await flow.callback(at, from)
+        expect(refused.status).toBe(400)
+        expect(refused.headers.get('location')).toBeNull()
+        expect(Object.keys(refused.body)).toEqual(['state'])
+        expect(refused.headers.getSetCookie()).toEqual([])
+      }
+      // Refused, the state is spent: not even the browser that started it can use it now.
+      expect((await flow.callback(at, { cookie: cookie.split(';')[0] })).status).toBe(400)
     })
 
     test('a replayed state is refused, and so is a state used at another provider’s callback', async () => {

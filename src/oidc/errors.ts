@@ -8,8 +8,8 @@ export const OIDC_ERRORS = {
   // It answered, but its discovery document is not one this service can use (wrong issuer, not JSON, an error status).
   providerInvalid: () => new ServiceError('bad_gateway', 'provider_invalid', 'The identity provider answered with an unusable configuration.'),
   redirectNotAllowed: () => fieldError('redirect_uri', 'This redirect URL is not one of the allowed ones.'),
-  // Unknown, tampered, expired or already used: which one is not said, and there is nowhere safe to redirect to.
-  invalidState: () => fieldError('state', 'This sign-in has expired or was already used; start again.'),
+  // Unknown, tampered, expired, already used or another browser's: which one is not said, and there is nowhere safe to redirect to.
+  invalidState: () => fieldError('state', 'This sign-in has expired, was already used or was started in another browser; start again.'),
   invalidCode: () => fieldError('code', 'Invalid or expired code.'),
   // The provider's email belongs to an account the provider cannot be trusted to prove: sign in, then link.
   accountExists: () =>

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { and, asc, count, eq, isNotNull } from 'drizzle-orm'
 import * as oidc from 'openid-client'
 import { AUTH_ERRORS } from '../auth/errors'
@@ -32,8 +33,24 @@ export const CODE_SECONDS = 60
 /** How a sign-in through a provider is named in the access token's `amr` and in the security log. */
 export const OIDC_AMR = 'oidc'
 
-/** What the state stands for, kept server-side: nothing of it travels through the browser but its key. */
-type PendingSignIn = { provider: string; redirectUri: string; nonce: string; verifier: string; linkUserId?: string }
+/**
+ * What the state stands for, kept server-side: nothing of it travels through the browser but its key. A
+ * sign-in is bound to the browser that started it (`browser`: its cookie's hash), a link to its user.
+ */
+type PendingSignIn = { provider: string; redirectUri: string; nonce: string; verifier: string; browser?: string; linkUserId?: string }
+
+/** Who a flow is for: the browser that opened the authorize URL (a sign-in), or a signed-in user (a link from settings). */
+export type FlowOwner = { browser: string } | { linkUserId: string }
+
+/**
+ * The cookie that binds a sign-in to its browser: without it, a callback URL made by an attacker (their own
+ * login at the provider, their state) would sign a victim's browser into the attacker's account.
+ */
+export const BROWSER_COOKIE = 'oidc_browser'
+/** A browser's key as this service makes it; any other cookie value is ignored. */
+export const isBrowserKey = (value: unknown): value is string => typeof value === 'string' && /^[\w-]{43}$/.test(value)
+export const newBrowserKey = () => oidc.randomState()
+const browserHash = (key: string) => createHash('sha256').update(key).digest('base64url')
 
 /** What a one-time code stands for: a user to sign in, or the refusal the exchange answers. */
 type Outcome = { kind: 'sign_in'; userId: string } | { kind: 'account_exists' }
@@ -45,13 +62,14 @@ type ProviderAccount = { subject: string; email: string; emailVerified: boolean;
 export const callbackUrl = (publicUrl: string, provider: string) => `${publicUrl}/api/users/oauth/${provider}/callback/`
 
 const FULL_NAME_MAX = 250
+const SUBJECT_MAX = 255
 
 /**
- * Starts a sign-in (or, with `linkUserId`, the signed-in user's linking of a provider): checks the
- * frontend's redirect URL against OAUTH_REDIRECT_URLS, keeps a fresh state, nonce and PKCE verifier
- * server-side for one use within {@link STATE_SECONDS}, and answers the provider's authorization URL.
+ * Starts a sign-in from a browser (or the signed-in user's linking of a provider): checks the frontend's
+ * redirect URL against OAUTH_REDIRECT_URLS, keeps a fresh state, nonce and PKCE verifier server-side for one
+ * use within {@link STATE_SECONDS}, bound to `owner`, and answers the provider's authorization URL.
  */
-export async function authorizationUrl(deps: OidcDeps, provider: string, redirectUri: string, client: Client, linkUserId?: string) {
+export async function authorizationUrl(deps: OidcDeps, provider: string, redirectUri: string, client: Client, owner: FlowOwner) {
   const settings = deps.oidcProviders.settings(provider)
   if (!settings) throw OIDC_ERRORS.providerNotFound()
   const allowed = allowedRedirect(deps.config.oidc.redirectUrls, redirectUri)
@@ -65,7 +83,7 @@ export async function authorizationUrl(deps: OidcDeps, provider: string, redirec
     redirectUri: allowed,
     nonce: oidc.randomNonce(),
     verifier: oidc.randomPKCECodeVerifier(),
-    ...(linkUserId && { linkUserId }),
+    ...('browser' in owner ? { browser: browserHash(owner.browser) } : { linkUserId: owner.linkUserId }),
   }
   await deps.oidcFlows.put(`state:${state}`, JSON.stringify(pending), STATE_SECONDS)
   const url = oidc.buildAuthorizationUrl(config, {
@@ -87,17 +105,19 @@ function allowedRedirect(allowed: string[], requested: string) {
 }
 
 /**
- * The provider's callback. A state that is missing, unknown, used or for another provider is a 400: with no
- * state there is no redirect URL that can be trusted. Otherwise its state is spent and the browser goes
+ * The provider's callback. A state that is missing, unknown, used, for another provider or, for a sign-in,
+ * brought by a browser without the cookie of the one that started it, is a 400: there is no redirect URL that
+ * can be trusted (or, for another browser, that should be used). Otherwise its state is spent and the browser goes
  * back to the frontend's redirect URL with a one-time code (`?code=`), or with `?error=<code>` when the
  * provider refused or any check failed; never a token, an email or a detail.
  */
-export async function completeAuthorization(deps: OidcDeps, provider: string, callback: URLSearchParams, client: Client) {
+export async function completeAuthorization(deps: OidcDeps, provider: string, callback: URLSearchParams, client: Client, browser: string | undefined) {
   const state = callback.get('state')
   const stored = state ? await deps.oidcFlows.take(`state:${state}`) : undefined
   if (!state || !stored) throw OIDC_ERRORS.invalidState()
   const pending = JSON.parse(stored) as PendingSignIn
   if (pending.provider !== provider) throw OIDC_ERRORS.invalidState()
+  if (pending.browser !== undefined && (browser === undefined || browserHash(browser) !== pending.browser)) throw OIDC_ERRORS.invalidState()
   const back = new URL(pending.redirectUri)
   try {
     const account = await providerAccount(deps, pending, state, callback)
@@ -150,6 +170,8 @@ async function providerAccount(deps: OidcDeps, pending: PendingSignIn, state: st
       throw new CallbackRefusal(grantFailure(err), err)
     })
   const claims = tokens.claims()!
+  // OIDC Core caps `sub` at 255 characters, as the identities table does: a longer one is no ID token of a conforming provider.
+  if (claims.sub.length > SUBJECT_MAX) throw new CallbackRefusal('invalid_id_token')
   let email = claims.email
   let verified = claims.email_verified
   if (typeof email !== 'string' || email === '') {

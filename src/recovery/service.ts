@@ -8,6 +8,7 @@ import type { ServiceConfig } from '../config'
 import { throttled } from '../errors'
 import { queueMail } from '../mail/messages'
 import type { Metrics } from '../metrics'
+import { unlinkUnprovenIdentities } from '../oidc/identities'
 import { recordSecurityEvent, securityEventRow, self, SYSTEM } from '../security-log/service'
 import type { RateLimiter } from '../sessions/rate-limiter'
 import type { FileStore } from '../storage/files'
@@ -116,7 +117,8 @@ export async function requestPasswordReset(deps: RecoveryDeps, rawEmail: string,
 
 /**
  * Sets a new password with a reset token or code: the token is spent, every session ends (each instance
- * sees it at once, through the session store) and a new one starts; the address is now proven too.
+ * sees it at once, through the session store) and a new one starts; the address is now proven too, and
+ * provider identities that do not prove it are unlinked.
  */
 export async function confirmPasswordReset(deps: RecoveryDeps, proof: Proof, password: string, client: Client) {
   const pending = await findPending(deps, 'password_reset', proof)
@@ -133,6 +135,7 @@ export async function confirmPasswordReset(deps: RecoveryDeps, proof: Proof, pas
     // The address changed (or the account was disabled) since the message went out: the proof is void.
     if (!user) throw new RecoveryError(pending.error)
     await voidTokens(tx, user.id, 'password_reset')
+    await unlinkUnprovenIdentities(tx, user, client, now)
     await recordUserEvent(tx, 'user.updated', user, now, deps.files)
     // The holder of the reset proof acts as the user: the message reached their inbox.
     await recordSecurityEvent(tx, { type: 'password_reset', userId: user.id, actor: self(user.id), client }, now)
