@@ -100,12 +100,13 @@ function flows(t: () => TestApp) {
     expect(location).toStartWith(`${REDIRECT}?`)
     return new URL(location).searchParams
   }
-  const exchange = (code: string) => t().call('POST', '/api/users/oauth/token/', { body: { code } })
-  /** Signs in as `login` and exchanges the code: the token answer. */
-  async function signInAndExchange(login: string, authorizationUrl?: string) {
+  /** The code's exchange; `token`, the caller's access token, is what a link's code needs. */
+  const exchange = (code: string, token?: string) => t().call('POST', '/api/users/oauth/token/', { body: { code }, token })
+  /** Signs in as `login` and exchanges the code (as `token`'s user, for a link): the token answer. */
+  async function signInAndExchange(login: string, authorizationUrl?: string, token?: string) {
     const back = await signIn(login, authorizationUrl)
     expect(back.get('error')).toBeNull()
-    return exchange(back.get('code')!)
+    return exchange(back.get('code')!, token)
   }
   return { start, callback, signIn, exchange, signInAndExchange }
 }
@@ -299,7 +300,7 @@ describe('sign-in with a provider', () => {
       provider.accounts.set(login, { email: `${login}@elsewhere.example`, email_verified: false })
       const started = await t.call('POST', '/api/users/identities/test/', { token: user.access, body: { redirect_uri: REDIRECT } })
       expect(started.status).toBe(200)
-      const answer = await flow.signInAndExchange(login, started.body.authorization_url)
+      const answer = await flow.signInAndExchange(login, started.body.authorization_url, user.access)
       expect(answer.status).toBe(200)
       expect(claims(answer.body.access).user_id).toBe(user.id)
       expect((await t.call('GET', '/api/users/identities/', { token: user.access })).body.map((identity: { email: string }) => identity.email)).toEqual([
@@ -317,6 +318,28 @@ describe('sign-in with a provider', () => {
       expect((await t.call('GET', '/api/users/identities/', { token: other.access })).body).toEqual([])
     })
 
+    test("a link's URL completed by someone else links nothing: its code links only with the access token of the user who started it", async () => {
+      // The attacker starts a link and hands its URL to a victim who is signed in at the provider.
+      const attacker = await t.registerUser()
+      const victim = await t.registerUser()
+      const victimLogin = uniqueLogin('link-victim')
+      const linkUrl = async () => (await t.call('POST', '/api/users/identities/test/', { token: attacker.access, body: { redirect_uri: REDIRECT } })).body.authorization_url
+      const identitiesOf = (access: string) => t.call('GET', '/api/users/identities/', { token: access })
+
+      // The victim's frontend exchanges the code with the victim's own token, or with none: refused, and the code is spent.
+      const asVictim = await flow.signIn(victimLogin, await linkUrl())
+      const refused = await flow.exchange(asVictim.get('code')!, victim.access)
+      expect([refused.status, refused.body.code]).toEqual([403, 'link_not_yours'])
+      expect((await flow.exchange(asVictim.get('code')!, attacker.access)).status).toBe(400)
+      const anonymous = await flow.signIn(victimLogin, await linkUrl())
+      expect((await flow.exchange(anonymous.get('code')!)).status).toBe(401)
+      expect((await identitiesOf(attacker.access)).body).toEqual([])
+      expect((await identitiesOf(victim.access)).body).toEqual([])
+      // The victim's provider account is still nobody's: signing in with it makes a new user, not the attacker.
+      const own = await flow.signInAndExchange(victimLogin)
+      expect(claims(own.body.access).user_id).not.toBe(attacker.id)
+    })
+
     test('linking needs a token and an allowed redirect URL', async () => {
       expect((await t.call('POST', '/api/users/identities/test/', { body: { redirect_uri: REDIRECT } })).status).toBe(401)
       const user = await t.registerUser()
@@ -324,6 +347,7 @@ describe('sign-in with a provider', () => {
       expect(refused.status).toBe(400)
       expect(Object.keys(refused.body)).toEqual(['redirect_uri'])
     })
+
     test("a password reset unlinks what does not vouch for the address: a careless provider's sign-up does not outlive the owner's reset", async () => {
       // Someone signs up with the victim's address at a provider that does not check it, before the victim does.
       const email = `${uniqueLogin('victim')}@example.com`
@@ -338,7 +362,7 @@ describe('sign-in with a provider', () => {
       provider.accounts.set(elsewhere, { email: `${elsewhere}@example.com`, email_verified: true })
       for (const login of [proven, elsewhere]) {
         const started = await t.call('POST', '/api/users/identities/test/', { token: access, body: { redirect_uri: REDIRECT } })
-        expect((await flow.signInAndExchange(login, started.body.authorization_url)).status).toBe(200)
+        expect((await flow.signInAndExchange(login, started.body.authorization_url, access)).status).toBe(200)
       }
       // The mailbox's owner finds the address taken and resets the password.
       expect((await t.call('POST', '/api/users/password/reset/', { body: { email } })).status).toBe(202)
@@ -370,7 +394,7 @@ describe('sign-in with a provider', () => {
       expect(refused.body.code).toBe('last_sign_in_method')
 
       const started = await t.call('POST', '/api/users/identities/test/', { token: access, body: { redirect_uri: REDIRECT } })
-      expect((await flow.signInAndExchange(uniqueLogin('unlink-b'), started.body.authorization_url)).status).toBe(200)
+      expect((await flow.signInAndExchange(uniqueLogin('unlink-b'), started.body.authorization_url, access)).status).toBe(200)
       const stranger = await t.registerUser()
       expect((await t.call('DELETE', `/api/users/identities/${only.id}/`, { token: stranger.access })).status).toBe(404)
       expect((await t.call('DELETE', `/api/users/identities/${only.id}/`, { token: access })).status).toBe(204)
@@ -387,7 +411,7 @@ describe('sign-in with a provider', () => {
     test('a user with a password may unlink their only identity', async () => {
       const user = await t.registerUser()
       const started = await t.call('POST', '/api/users/identities/test/', { token: user.access, body: { redirect_uri: REDIRECT } })
-      expect((await flow.signInAndExchange(uniqueLogin('haspass'), started.body.authorization_url)).status).toBe(200)
+      expect((await flow.signInAndExchange(uniqueLogin('haspass'), started.body.authorization_url, user.access)).status).toBe(200)
       const [identity] = (await t.call('GET', '/api/users/identities/', { token: user.access })).body
       expect((await t.call('DELETE', `/api/users/identities/${identity.id}/`, { token: user.access })).status).toBe(204)
     })
@@ -400,7 +424,7 @@ describe('sign-in with a provider', () => {
     expect((await t.call('POST', `/api/users/mfa/totp/${enrol.body.id}/confirm/`, { token: user.access, body: { code: totp.generate({ timestamp: t.clock.now() }) } })).status).toBe(200)
     t.clock.advance(30_000)
     const started = await t.call('POST', '/api/users/identities/test/', { token: user.access, body: { redirect_uri: REDIRECT } })
-    const stepUp = await flow.signInAndExchange(uniqueLogin('mfa'), started.body.authorization_url)
+    const stepUp = await flow.signInAndExchange(uniqueLogin('mfa'), started.body.authorization_url, user.access)
     expect(stepUp.status).toBe(403)
     const { mfa_token: mfaToken, ...refusal } = stepUp.body
     expect(refusal).toMatchObject({ code: 'mfa_required', methods: ['totp', 'recovery_code'] })

@@ -16,6 +16,9 @@ export const OIDC_ERRORS = {
     new ServiceError('conflict', 'account_exists', 'An account with this email already exists; sign in to it, then link this provider from its settings.'),
   lastSignInMethod: () =>
     new ServiceError('conflict', 'last_sign_in_method', 'This is the last way to sign in to the account; set a password or link another provider first.'),
+  // The link's code came back to a browser signed in as someone else (or as no one): nothing is linked.
+  linkNotYours: () => new ServiceError('forbidden', 'link_not_yours', 'This link was started by another account; start it again from your own settings.'),
+  identityInUse: () => new ServiceError('conflict', 'identity_in_use', 'This provider account is linked to another user.'),
   identityNotFound: () => new ServiceError('not_found', 'not_found', 'Not found.'),
 }
 

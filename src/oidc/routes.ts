@@ -2,7 +2,7 @@ import { Elysia, t } from 'elysia'
 import { MfaRequiredBody, TokenPairBody } from '../auth/model'
 import { requestClient } from '../http/client'
 import { ErrorBody, FieldErrorsBody } from '../http/errors'
-import { authGuard, type GuardDeps } from '../users/guard'
+import { authenticator, authGuard, type GuardDeps } from '../users/guard'
 import { AuthorizationUrl, AuthorizeQuery, CallbackQuery, CodeBody, Identity, IdentityIdParams, LinkBody, ProviderParams, Redirect } from './model'
 import { authorizationUrl, BROWSER_COOKIE, completeAuthorization, exchangeCode, isBrowserKey, listIdentities, newBrowserKey, unlinkIdentity, STATE_SECONDS, type OidcDeps } from './service'
 
@@ -21,6 +21,7 @@ export const oidcRoutes = (deps: OidcDeps & GuardDeps) => {
     path: `${publicUrl.pathname.replace(/\/$/, '')}/api/users/oauth/`,
     maxAge: STATE_SECONDS,
   } as const
+  const authenticate = authenticator(deps)
   return new Elysia({ prefix: '/api/users', tags: ['oidc'] })
     .use(authGuard(deps))
     .derive(({ request, server }) => ({ client: requestClient(request, server, deps.config.trustedProxyHops) }))
@@ -61,13 +62,13 @@ export const oidcRoutes = (deps: OidcDeps & GuardDeps) => {
         },
       },
     )
-    .post('/oauth/token', ({ body, client }) => exchangeCode(deps, body.code, client), {
+    .post('/oauth/token', ({ body, client, headers }) => exchangeCode(deps, body.code, client, () => authenticate(headers.authorization)), {
       body: CodeBody,
-      response: { 200: TokenPairBody, 400: FieldErrorsBody, 403: MfaRequiredBody, 409: ErrorBody, 429: ErrorBody, 503: ErrorBody },
+      response: { 200: TokenPairBody, 400: FieldErrorsBody, 401: ErrorBody, 403: t.Union([MfaRequiredBody, ErrorBody]), 409: ErrorBody, 429: ErrorBody, 503: ErrorBody },
       detail: {
         summary: "Exchange the callback's one-time code for a session",
         description:
-          'Single-use, lives 1 minute. 409 `account_exists` when the email belongs to an account the provider may not sign in to (sign in to it and link the provider from settings); 403 `mfa_required` with `mfa_token` for an account with a second factor, as a login. The access token carries `amr: ["oidc"]`.',
+          'Single-use, lives 1 minute. 409 `account_exists` when the email belongs to an account the provider may not sign in to (sign in to it and link the provider from settings); 403 `mfa_required` with `mfa_token` for an account with a second factor, as a login. The access token carries `amr: ["oidc"]`. The code of a link from settings links only when sent with the access token of the user who started the link (401 without one, 403 `link_not_yours` for another user; either way it is spent and nothing is linked).',
       },
     })
     .get('/identities', ({ user }) => listIdentities(deps, user.id), {

@@ -53,7 +53,14 @@ export const newBrowserKey = () => oidc.randomState()
 const browserHash = (key: string) => createHash('sha256').update(key).digest('base64url')
 
 /** What a one-time code stands for: a user to sign in, or the refusal the exchange answers. */
-type Outcome = { kind: 'sign_in'; userId: string } | { kind: 'account_exists' }
+type Outcome =
+  | { kind: 'sign_in'; userId: string }
+  | { kind: 'account_exists' }
+  // Linked only at the exchange, by the user who started it: a link's URL works in any browser.
+  | { kind: 'link'; userId: string; provider: string; account: ProviderAccount }
+
+/** Who calls the exchange, from its access token: asked for only when a code would link. */
+export type Caller = () => Promise<{ user: { id: string } }>
 
 /** The provider's claims this service uses. */
 type ProviderAccount = { subject: string; email: string; emailVerified: boolean; fullName: string }
@@ -121,7 +128,7 @@ export async function completeAuthorization(deps: OidcDeps, provider: string, ca
   const back = new URL(pending.redirectUri)
   try {
     const account = await providerAccount(deps, pending, state, callback)
-    const outcome = pending.linkUserId ? await linkIdentity(deps, pending.linkUserId, provider, account, client) : await signInOutcome(deps, provider, account, client)
+    const outcome = pending.linkUserId ? await linkOutcome(deps, pending.linkUserId, provider, account) : await signInOutcome(deps, provider, account, client)
     const code = oidc.randomState()
     await deps.oidcFlows.put(`code:${code}`, JSON.stringify(outcome), CODE_SECONDS)
     back.searchParams.set('code', code)
@@ -244,28 +251,36 @@ async function signInOutcome(deps: OidcDeps, provider: string, account: Provider
   }
 }
 
-/** The link flow's callback: the identity joins the signed-in user who started it, unless another user has it. */
-async function linkIdentity(deps: OidcDeps, userId: string, provider: string, account: ProviderAccount, client: Client): Promise<Outcome> {
-  const now = new Date(deps.clock.now())
+/**
+ * The link flow's callback: refused at once when another user has the identity, else kept for the exchange.
+ * Nothing is linked here: whoever opened the link's URL (it is not tied to a browser) may not be the user
+ * who asked for it, so the exchange links only for that user's own access token.
+ */
+async function linkOutcome(deps: OidcDeps, userId: string, provider: string, account: ProviderAccount): Promise<Outcome> {
   const identity = await findIdentity(deps.db, provider, account.subject)
   if (identity && identity.userId !== userId) throw new CallbackRefusal('identity_in_use')
-  if (identity) await touchIdentity(deps.db, identity, account, now)
-  else {
-    const linked = await deps.db
-      .transaction(async (tx) => {
-        // The user may have been deleted since the link started.
-        const [user] = await tx.select({ id: users.id }).from(users).where(eq(users.id, userId)).for('update')
-        if (!user) return false
-        await insertIdentity(tx, userId, provider, account, now, client)
-        return true
-      })
-      .catch((error: unknown) => {
-        if (isUniqueViolation(error)) throw new CallbackRefusal('identity_in_use', error)
-        throw error
-      })
-    if (!linked) throw new CallbackRefusal('access_denied')
-  }
-  return { kind: 'sign_in', userId }
+  return { kind: 'link', userId, provider, account }
+}
+
+/** The link's exchange: the identity joins the caller, who must be the user who started the link. */
+async function completeLink(deps: OidcDeps, link: Extract<Outcome, { kind: 'link' }>, caller: Caller, client: Client) {
+  const { user } = await caller()
+  if (user.id !== link.userId) throw OIDC_ERRORS.linkNotYours()
+  const now = new Date(deps.clock.now())
+  const identity = await findIdentity(deps.db, link.provider, link.account.subject)
+  if (identity?.userId === link.userId) return touchIdentity(deps.db, identity, link.account, now)
+  if (identity) throw OIDC_ERRORS.identityInUse()
+  await deps.db
+    .transaction(async (tx) => {
+      // Serialised with the unlinks and deletion of this user.
+      const [row] = await tx.select({ id: users.id }).from(users).where(eq(users.id, link.userId)).for('update')
+      if (!row) throw OIDC_ERRORS.invalidCode()
+      await insertIdentity(tx, link.userId, link.provider, link.account, now, client)
+    })
+    .catch((error: unknown) => {
+      if (isUniqueViolation(error)) throw OIDC_ERRORS.identityInUse()
+      throw error
+    })
 }
 
 async function findIdentity(db: Database, provider: string, subject: string) {
@@ -302,15 +317,17 @@ async function insertIdentity(tx: Transaction, userId: string, provider: string,
 /**
  * Exchanges a callback's one-time code (single-use, {@link CODE_SECONDS}) for a session. Exactly what a
  * login answers: an account with a second factor gets the 403 `mfa_required` step, a disabled account is
- * refused, the access token's `amr` says `oidc`. A code whose outcome is `account_exists` answers 409.
+ * refused, the access token's `amr` says `oidc`. A code whose outcome is `account_exists` answers 409. A link's
+ * code links first, for the caller who started the link only (401 without a token, 403 for another user).
  */
-export async function exchangeCode(deps: OidcDeps, code: string, client: Client) {
+export async function exchangeCode(deps: OidcDeps, code: string, client: Client, caller: Caller) {
   const attempt = await countAttempt(deps, `oidc:token:ip:${client.ip}`, client, 'oidc_token')
   const stored = await deps.oidcFlows.take(`code:${code}`)
   if (!stored) throw OIDC_ERRORS.invalidCode()
   await attempt.succeeded()
   const outcome = JSON.parse(stored) as Outcome
   if (outcome.kind === 'account_exists') throw OIDC_ERRORS.accountExists()
+  if (outcome.kind === 'link') await completeLink(deps, outcome, caller, client)
   const user = await findUserById(deps.db, outcome.userId)
   // Before the second factor: a disabled account gets no mfa_token.
   if (!user?.isActive) throw new FieldErrors({ non_field_errors: ['This account cannot sign in.'] })
