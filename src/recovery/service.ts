@@ -8,6 +8,7 @@ import type { ServiceConfig } from '../config'
 import { throttled } from '../errors'
 import { queueMail } from '../mail/messages'
 import type { Metrics } from '../metrics'
+import { removeFactorsOfUnprovenAccount } from '../mfa/unproven'
 import { unlinkUnprovenIdentities } from '../oidc/identities'
 import { recordSecurityEvent, securityEventRow, self, SYSTEM } from '../security-log/service'
 import type { RateLimiter } from '../sessions/rate-limiter'
@@ -127,6 +128,8 @@ export async function confirmPasswordReset(deps: RecoveryDeps, proof: Proof, pas
   const now = new Date(deps.clock.now())
   const user = await deps.db.transaction(async (tx) => {
     await consume(tx, pending)
+    // Read before the update proves the address: what was set up on an account nobody had proven yet.
+    const [before] = await tx.select({ emailVerified: users.emailVerified }).from(users).where(eq(users.id, pending.row.userId)).for('update')
     const [user] = await tx
       .update(users)
       .set({ passwordHash, emailVerified: true, updatedAt: now })
@@ -136,6 +139,7 @@ export async function confirmPasswordReset(deps: RecoveryDeps, proof: Proof, pas
     if (!user) throw new RecoveryError(pending.error)
     await voidTokens(tx, user.id, 'password_reset')
     await unlinkUnprovenIdentities(tx, user, client, now)
+    if (!before?.emailVerified) await removeFactorsOfUnprovenAccount(tx, user.id, client, now)
     await recordUserEvent(tx, 'user.updated', user, now, deps.files)
     // The holder of the reset proof acts as the user: the message reached their inbox.
     await recordSecurityEvent(tx, { type: 'password_reset', userId: user.id, actor: self(user.id), client }, now)
