@@ -479,6 +479,10 @@ test('OIDC: the authorize URL, the redirect read back, and an exchange answering
   expect(conflicted.tokens).toBeNull()
   // A code the service does not know: the 400 names the field.
   expect(outcome(await open({ fetcher: recorder().fetcher }).oidc.exchange('no-such-code'))).toBe(400)
+  // Signed in, the exchange carries the access token: a link's code links only for the user who started it.
+  const { client: signedIn, calls } = await loggedIn()
+  expect(outcome(await signedIn.oidc.exchange('no-such-code'))).toBe(400)
+  expect(calls.requests.map((request) => [request.path, request.authorization?.split(' ')[0]])).toEqual([['/api/users/oauth/token', 'JWT']])
 })
 
 test('the admin API: find, disable, enable, log out and the audit, each answering a result; a non-admin gets 403', async () => {

@@ -6,6 +6,7 @@ import { mailOutbox } from '../src/mail/table'
 import { mfaFactors } from '../src/mfa/table'
 import { securityEvents } from '../src/security-log/table'
 import { tokenHash } from '../src/recovery/secrets'
+import { users } from '../src/users/table'
 import { recoveryTokens } from '../src/recovery/table'
 import { createUsersClient } from 'users-service/client'
 import { createTestApp, type TestApp } from './support/app'
@@ -295,24 +296,42 @@ describe('security log', () => {
 })
 
 describe('password reset', () => {
-  test('a reset sets the password but gives an account with a factor the step-up, not a session', async () => {
-    const user = await userWithTotp()
-    await t.call('POST', '/api/users/password/reset/', { body: { email: user.email } })
-    // The message's token is known only to its mailbox; the test swaps the stored hash for one of its own.
-    const token = 'a-token-the-test-knows'
+  /** Asks for a reset and answers with its token: known only to the mailbox, so the test swaps the stored hash for one of its own. */
+  async function resetPassword(email: string, password: string) {
+    await t.call('POST', '/api/users/password/reset/', { body: { email } })
+    const token = `a-token-the-test-knows-${crypto.randomUUID()}`
     const swapped = await t.deps.db
       .update(recoveryTokens)
       .set({ tokenHash: tokenHash(token) })
-      .where(and(eq(recoveryTokens.email, user.email), eq(recoveryTokens.purpose, 'password_reset')))
+      .where(and(eq(recoveryTokens.email, email), eq(recoveryTokens.purpose, 'password_reset')))
       .returning()
     expect(swapped).toHaveLength(1)
-    const reset = await t.call('POST', '/api/users/password/reset/confirm/', { body: { token, password: 'a-brand-new-passphrase' } })
+    return t.call('POST', '/api/users/password/reset/confirm/', { body: { token, password } })
+  }
+
+  test('a reset sets the password but gives an account with a factor the step-up, not a session', async () => {
+    const user = await userWithTotp()
+    // An owner who had proven the address before setting the factor up.
+    await t.deps.db.update(users).set({ emailVerified: true }).where(eq(users.email, user.email))
+    const reset = await resetPassword(user.email, 'a-brand-new-passphrase')
     expect(reset.status).toBe(403)
     expect(reset.body).toMatchObject({ code: 'mfa_required', methods: ['totp', 'recovery_code'] })
     const done = await secondStep(reset.body.mfa_token, totpAt(user.key, nowSeconds()))
     expect(done.status).toBe(200)
     expect(claims(done.body.access).amr).toEqual(['pwd', 'otp'])
     expect((await t.call('POST', '/api/users/login/', { body: { email: user.email, password: 'a-brand-new-passphrase' } })).status).toBe(403)
+  })
+
+  test("the reset that first proves an account's address removes the factors set up before: a squatter's app cannot hold the owner's reset back", async () => {
+    // Someone registered the owner's address (never proven) and set up an authenticator app of their own.
+    const squatted = await userWithTotp()
+    const reset = await resetPassword(squatted.email, 'the-owners-own-passphrase')
+    expect(reset.status).toBe(200)
+    expect((await t.call('GET', '/api/users/mfa/', { token: reset.body.access })).body).toEqual({ factors: [], recovery_codes_left: 0 })
+    expect((await t.call('POST', '/api/users/login/', { body: { email: squatted.email, password: 'the-owners-own-passphrase' } })).status).toBe(200)
+    const [owner] = await t.deps.db.select({ id: users.id }).from(users).where(eq(users.email, squatted.email))
+    const removed = await t.deps.db.select().from(securityEvents).where(and(eq(securityEvents.userId, owner!.id), eq(securityEvents.type, 'mfa_disabled')))
+    expect(removed.map((event) => event.detail)).toEqual([{ method: 'totp', reason: 'password_reset' }])
   })
 })
 

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { and, eq } from 'drizzle-orm'
 import * as OTPAuth from 'otpauth'
 import { outboxEvents } from '../src/events/table'
+import { mailOutbox } from '../src/mail/table'
 import { createRedisFlowStore } from '../src/oidc/flow-store'
 import { userIdentities } from '../src/oidc/table'
 import { securityEvents } from '../src/security-log/table'
@@ -73,16 +74,21 @@ const pathOf = (url: string) => {
 
 /** The flow as a frontend and a browser drive it, one app at a time. */
 function flows(t: () => TestApp) {
+  /** The cookie that binds a sign-in to the browser that started it, as this browser keeps it. */
+  let browserCookie: string | undefined
+  const cookieHeader = () => (browserCookie ? { headers: { cookie: browserCookie } } : {})
   /** GET authorize: the provider's URL to open. */
   async function start(redirectUri = REDIRECT, name = 'test') {
-    const response = await t().call('GET', `/api/users/oauth/${name}/authorize/?redirect_uri=${encodeURIComponent(redirectUri)}`)
+    const response = await t().call('GET', `/api/users/oauth/${name}/authorize/?redirect_uri=${encodeURIComponent(redirectUri)}`, cookieHeader())
     expect(response.status).toBe(302)
+    const [set] = response.headers.getSetCookie()
+    if (set) browserCookie = set.split(';')[0]
     return response.headers.get('location')!
   }
-  /** The provider's callback to the service, as the browser follows it; the service's redirect back. */
-  async function callback(callbackUrl: string) {
-    const response = await t().call('GET', pathOf(callbackUrl))
-    return response
+  /** The provider's callback to the service, as the browser follows it (with its cookie unless `from` says another); the service's redirect back. */
+  async function callback(callbackUrl: string, from: { cookie?: string } = {}) {
+    const headers = 'cookie' in from ? (from.cookie ? { headers: { cookie: from.cookie } } : {}) : cookieHeader()
+    return t().call('GET', pathOf(callbackUrl), headers)
   }
   /** A whole sign-in at the provider as `login`: the query the frontend's redirect URL receives. */
   async function signIn(login: string, authorizationUrl?: string) {
@@ -94,12 +100,13 @@ function flows(t: () => TestApp) {
     expect(location).toStartWith(`${REDIRECT}?`)
     return new URL(location).searchParams
   }
-  const exchange = (code: string) => t().call('POST', '/api/users/oauth/token/', { body: { code } })
-  /** Signs in as `login` and exchanges the code: the token answer. */
-  async function signInAndExchange(login: string, authorizationUrl?: string) {
+  /** The code's exchange; `token`, the caller's access token, is what a link's code needs. */
+  const exchange = (code: string, token?: string) => t().call('POST', '/api/users/oauth/token/', { body: { code }, token })
+  /** Signs in as `login` and exchanges the code (as `token`'s user, for a link): the token answer. */
+  async function signInAndExchange(login: string, authorizationUrl?: string, token?: string) {
     const back = await signIn(login, authorizationUrl)
     expect(back.get('error')).toBeNull()
-    return exchange(back.get('code')!)
+    return exchange(back.get('code')!, token)
   }
   return { start, callback, signIn, exchange, signInAndExchange }
 }
@@ -232,6 +239,13 @@ describe('sign-in with a provider', () => {
     expect(await t.deps.db.select().from(userIdentities).where(eq(userIdentities.subject, login))).toEqual([])
   })
 
+  test('a subject longer than OIDC allows (255) is an invalid ID token, not a 500', async () => {
+    const login = `${uniqueLogin('long')}${'s'.repeat(300)}`
+    provider.accounts.set(login, { email: `${uniqueLogin('long')}@example.com`, email_verified: true })
+    const back = await flow.signIn(login)
+    expect(Object.fromEntries(back)).toEqual({ error: 'invalid_id_token' })
+  })
+
   test('a user who refuses at the provider comes back with error=access_denied only', async () => {
     const at = await provider.signIn(await flow.start(), uniqueLogin('deny'), 'deny')
     const back = await flow.callback(at)
@@ -286,7 +300,7 @@ describe('sign-in with a provider', () => {
       provider.accounts.set(login, { email: `${login}@elsewhere.example`, email_verified: false })
       const started = await t.call('POST', '/api/users/identities/test/', { token: user.access, body: { redirect_uri: REDIRECT } })
       expect(started.status).toBe(200)
-      const answer = await flow.signInAndExchange(login, started.body.authorization_url)
+      const answer = await flow.signInAndExchange(login, started.body.authorization_url, user.access)
       expect(answer.status).toBe(200)
       expect(claims(answer.body.access).user_id).toBe(user.id)
       expect((await t.call('GET', '/api/users/identities/', { token: user.access })).body.map((identity: { email: string }) => identity.email)).toEqual([
@@ -304,12 +318,68 @@ describe('sign-in with a provider', () => {
       expect((await t.call('GET', '/api/users/identities/', { token: other.access })).body).toEqual([])
     })
 
+    test("a link's URL completed by someone else links nothing: its code links only with the access token of the user who started it", async () => {
+      // The attacker starts a link and hands its URL to a victim who is signed in at the provider.
+      const attacker = await t.registerUser()
+      const victim = await t.registerUser()
+      const victimLogin = uniqueLogin('link-victim')
+      const linkUrl = async () => (await t.call('POST', '/api/users/identities/test/', { token: attacker.access, body: { redirect_uri: REDIRECT } })).body.authorization_url
+      const identitiesOf = (access: string) => t.call('GET', '/api/users/identities/', { token: access })
+
+      // The victim's frontend exchanges the code with the victim's own token, or with none: refused, and the code is spent.
+      const asVictim = await flow.signIn(victimLogin, await linkUrl())
+      const refused = await flow.exchange(asVictim.get('code')!, victim.access)
+      expect([refused.status, refused.body.code]).toEqual([403, 'link_not_yours'])
+      expect((await flow.exchange(asVictim.get('code')!, attacker.access)).status).toBe(400)
+      const anonymous = await flow.signIn(victimLogin, await linkUrl())
+      expect((await flow.exchange(anonymous.get('code')!)).status).toBe(401)
+      expect((await identitiesOf(attacker.access)).body).toEqual([])
+      expect((await identitiesOf(victim.access)).body).toEqual([])
+      // The victim's provider account is still nobody's: signing in with it makes a new user, not the attacker.
+      const own = await flow.signInAndExchange(victimLogin)
+      expect(claims(own.body.access).user_id).not.toBe(attacker.id)
+    })
+
     test('linking needs a token and an allowed redirect URL', async () => {
       expect((await t.call('POST', '/api/users/identities/test/', { body: { redirect_uri: REDIRECT } })).status).toBe(401)
       const user = await t.registerUser()
       const refused = await t.call('POST', '/api/users/identities/test/', { token: user.access, body: { redirect_uri: 'https://evil.test/' } })
       expect(refused.status).toBe(400)
       expect(Object.keys(refused.body)).toEqual(['redirect_uri'])
+    })
+
+    test("a password reset unlinks what does not vouch for the address: a careless provider's sign-up does not outlive the owner's reset", async () => {
+      // Someone signs up with the victim's address at a provider that does not check it, before the victim does.
+      const email = `${uniqueLogin('victim')}@example.com`
+      const squatter = uniqueLogin('squatter')
+      provider.accounts.set(squatter, { email, email_verified: false })
+      const squatted = await flow.signInAndExchange(squatter)
+      expect(squatted.status).toBe(200)
+      const access = squatted.body.access
+      // Two more identities: one whose provider proves the same address (kept), one with another address (unlinked).
+      const [proven, elsewhere] = [uniqueLogin('proven'), uniqueLogin('elsewhere')]
+      provider.accounts.set(proven, { email, email_verified: true })
+      provider.accounts.set(elsewhere, { email: `${elsewhere}@example.com`, email_verified: true })
+      for (const login of [proven, elsewhere]) {
+        const started = await t.call('POST', '/api/users/identities/test/', { token: access, body: { redirect_uri: REDIRECT } })
+        expect((await flow.signInAndExchange(login, started.body.authorization_url, access)).status).toBe(200)
+      }
+      // The mailbox's owner finds the address taken and resets the password.
+      expect((await t.call('POST', '/api/users/password/reset/', { body: { email } })).status).toBe(202)
+      const [mail] = await t.deps.db.select().from(mailOutbox).where(and(eq(mailOutbox.toAddress, email), eq(mailOutbox.kind, 'password_reset')))
+      const reset = await t.call('POST', '/api/users/password/reset/confirm/', { body: { token: String((mail!.payload as { token: string }).token), password: 'the-owners-own-passphrase' } })
+      expect(reset.status).toBe(200)
+      const left = await t.call('GET', '/api/users/identities/', { token: reset.body.access })
+      expect(left.body.map((identity: { email: string }) => identity.email)).toEqual([email])
+      // The squatter's way in is gone: the provider's unproven email now meets a verified account.
+      expect((await flow.signInAndExchange(squatter)).body.code).toBe('account_exists')
+      const userId = claims(reset.body.access).user_id
+      expect(claims((await flow.signInAndExchange(elsewhere)).body.access).user_id).not.toBe(userId)
+      const unlinked = (await eventsOf(userId)).filter((event) => event.type === 'identity_unlinked').map((event) => event.detail)
+      expect(unlinked).toEqual([
+        { provider: 'test', reason: 'password_reset' },
+        { provider: 'test', reason: 'password_reset' },
+      ])
     })
   })
 
@@ -324,7 +394,7 @@ describe('sign-in with a provider', () => {
       expect(refused.body.code).toBe('last_sign_in_method')
 
       const started = await t.call('POST', '/api/users/identities/test/', { token: access, body: { redirect_uri: REDIRECT } })
-      expect((await flow.signInAndExchange(uniqueLogin('unlink-b'), started.body.authorization_url)).status).toBe(200)
+      expect((await flow.signInAndExchange(uniqueLogin('unlink-b'), started.body.authorization_url, access)).status).toBe(200)
       const stranger = await t.registerUser()
       expect((await t.call('DELETE', `/api/users/identities/${only.id}/`, { token: stranger.access })).status).toBe(404)
       expect((await t.call('DELETE', `/api/users/identities/${only.id}/`, { token: access })).status).toBe(204)
@@ -341,7 +411,7 @@ describe('sign-in with a provider', () => {
     test('a user with a password may unlink their only identity', async () => {
       const user = await t.registerUser()
       const started = await t.call('POST', '/api/users/identities/test/', { token: user.access, body: { redirect_uri: REDIRECT } })
-      expect((await flow.signInAndExchange(uniqueLogin('haspass'), started.body.authorization_url)).status).toBe(200)
+      expect((await flow.signInAndExchange(uniqueLogin('haspass'), started.body.authorization_url, user.access)).status).toBe(200)
       const [identity] = (await t.call('GET', '/api/users/identities/', { token: user.access })).body
       expect((await t.call('DELETE', `/api/users/identities/${identity.id}/`, { token: user.access })).status).toBe(204)
     })
@@ -354,7 +424,7 @@ describe('sign-in with a provider', () => {
     expect((await t.call('POST', `/api/users/mfa/totp/${enrol.body.id}/confirm/`, { token: user.access, body: { code: totp.generate({ timestamp: t.clock.now() }) } })).status).toBe(200)
     t.clock.advance(30_000)
     const started = await t.call('POST', '/api/users/identities/test/', { token: user.access, body: { redirect_uri: REDIRECT } })
-    const stepUp = await flow.signInAndExchange(uniqueLogin('mfa'), started.body.authorization_url)
+    const stepUp = await flow.signInAndExchange(uniqueLogin('mfa'), started.body.authorization_url, user.access)
     expect(stepUp.status).toBe(403)
     const { mfa_token: mfaToken, ...refusal } = stepUp.body
     expect(refusal).toMatchObject({ code: 'mfa_required', methods: ['totp', 'recovery_code'] })
@@ -405,6 +475,23 @@ describe('sign-in with a provider', () => {
       expect((await flow.callback(missing.href)).status).toBe(400)
       // The real state still works once.
       expect((await flow.callback(at.href)).status).toBe(302)
+    })
+
+    test('a callback in a browser that did not start the sign-in is refused: no login CSRF with an attacker-made callback URL', async () => {
+      const start = await t.call('GET', `/api/users/oauth/test/authorize/?redirect_uri=${encodeURIComponent(REDIRECT)}`)
+      const cookie = start.headers.getSetCookie()[0]!
+      expect(cookie).toMatch(/^oidc_browser=[\w-]{43}; Max-Age=600; Path=\/api\/users\/oauth\/; HttpOnly; SameSite=Lax$/)
+      // The attacker signs in at the provider as themselves and hands the callback URL to the victim's browser.
+      const at = await provider.signIn(start.headers.get('location')!, uniqueLogin('csrf'))
+      for (const from of [{}, { cookie: 'oidc_browser=another-browsers-key-aaaaaaaaaaaaaaaaaaaaaaaaaaa' }]) {
+        const refused = await flow.callback(at, from)
+        expect(refused.status).toBe(400)
+        expect(refused.headers.get('location')).toBeNull()
+        expect(Object.keys(refused.body)).toEqual(['state'])
+        expect(refused.headers.getSetCookie()).toEqual([])
+      }
+      // Refused, the state is spent: not even the browser that started it can use it now.
+      expect((await flow.callback(at, { cookie: cookie.split(';')[0] })).status).toBe(400)
     })
 
     test('a replayed state is refused, and so is a state used at another provider’s callback', async () => {

@@ -150,9 +150,12 @@ export function usersCalls(session: Session, storage: TokenStorage, baseUrl: str
         }
         return error !== null ? { error } : code !== null ? { code } : null
       },
-      /** Exchanges the redirect's one-time code: signed in, a second factor needed, or `account_exists` (sign in, then link). */
+      /**
+       * Exchanges the redirect's one-time code: signed in, a second factor needed, or `account_exists` (sign in, then
+       * link). Sent with the session's access token when there is one: a link's code links only for its own user.
+       */
       async exchange(code: string, options?: CallOptions): Promise<Result<ProviderSignIn>> {
-        const answer = await session.signIn(await open<T.TokenPair>('/oauth/token', { code }, options))
+        const answer = await session.signIn(await authed<T.TokenPair>('POST', '/oauth/token', { code }, options))
         if (!answer.ok && answer.error.kind === 'http' && answer.error.status === 409 && answer.error.code === 'account_exists')
           return ok({ step: 'account_exists', detail: answer.error.detail ?? '' })
         return answer

@@ -8,14 +8,17 @@ export const OIDC_ERRORS = {
   // It answered, but its discovery document is not one this service can use (wrong issuer, not JSON, an error status).
   providerInvalid: () => new ServiceError('bad_gateway', 'provider_invalid', 'The identity provider answered with an unusable configuration.'),
   redirectNotAllowed: () => fieldError('redirect_uri', 'This redirect URL is not one of the allowed ones.'),
-  // Unknown, tampered, expired or already used: which one is not said, and there is nowhere safe to redirect to.
-  invalidState: () => fieldError('state', 'This sign-in has expired or was already used; start again.'),
+  // Unknown, tampered, expired, already used or another browser's: which one is not said, and there is nowhere safe to redirect to.
+  invalidState: () => fieldError('state', 'This sign-in has expired, was already used or was started in another browser; start again.'),
   invalidCode: () => fieldError('code', 'Invalid or expired code.'),
   // The provider's email belongs to an account the provider cannot be trusted to prove: sign in, then link.
   accountExists: () =>
     new ServiceError('conflict', 'account_exists', 'An account with this email already exists; sign in to it, then link this provider from its settings.'),
   lastSignInMethod: () =>
     new ServiceError('conflict', 'last_sign_in_method', 'This is the last way to sign in to the account; set a password or link another provider first.'),
+  // The link's code came back to a browser signed in as someone else (or as no one): nothing is linked.
+  linkNotYours: () => new ServiceError('forbidden', 'link_not_yours', 'This link was started by another account; start it again from your own settings.'),
+  identityInUse: () => new ServiceError('conflict', 'identity_in_use', 'This provider account is linked to another user.'),
   identityNotFound: () => new ServiceError('not_found', 'not_found', 'Not found.'),
 }
 

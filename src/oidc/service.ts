@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { and, asc, count, eq, isNotNull } from 'drizzle-orm'
 import * as oidc from 'openid-client'
 import { AUTH_ERRORS } from '../auth/errors'
@@ -32,11 +33,34 @@ export const CODE_SECONDS = 60
 /** How a sign-in through a provider is named in the access token's `amr` and in the security log. */
 export const OIDC_AMR = 'oidc'
 
-/** What the state stands for, kept server-side: nothing of it travels through the browser but its key. */
-type PendingSignIn = { provider: string; redirectUri: string; nonce: string; verifier: string; linkUserId?: string }
+/**
+ * What the state stands for, kept server-side: nothing of it travels through the browser but its key. A
+ * sign-in is bound to the browser that started it (`browser`: its cookie's hash), a link to its user.
+ */
+type PendingSignIn = { provider: string; redirectUri: string; nonce: string; verifier: string; browser?: string; linkUserId?: string }
+
+/** Who a flow is for: the browser that opened the authorize URL (a sign-in), or a signed-in user (a link from settings). */
+export type FlowOwner = { browser: string } | { linkUserId: string }
+
+/**
+ * The cookie that binds a sign-in to its browser: without it, a callback URL made by an attacker (their own
+ * login at the provider, their state) would sign a victim's browser into the attacker's account.
+ */
+export const BROWSER_COOKIE = 'oidc_browser'
+/** A browser's key as this service makes it; any other cookie value is ignored. */
+export const isBrowserKey = (value: unknown): value is string => typeof value === 'string' && /^[\w-]{43}$/.test(value)
+export const newBrowserKey = () => oidc.randomState()
+const browserHash = (key: string) => createHash('sha256').update(key).digest('base64url')
 
 /** What a one-time code stands for: a user to sign in, or the refusal the exchange answers. */
-type Outcome = { kind: 'sign_in'; userId: string } | { kind: 'account_exists' }
+type Outcome =
+  | { kind: 'sign_in'; userId: string }
+  | { kind: 'account_exists' }
+  // Linked only at the exchange, by the user who started it: a link's URL works in any browser.
+  | { kind: 'link'; userId: string; provider: string; account: ProviderAccount }
+
+/** Who calls the exchange, from its access token: asked for only when a code would link. */
+export type Caller = () => Promise<{ user: { id: string } }>
 
 /** The provider's claims this service uses. */
 type ProviderAccount = { subject: string; email: string; emailVerified: boolean; fullName: string }
@@ -45,13 +69,14 @@ type ProviderAccount = { subject: string; email: string; emailVerified: boolean;
 export const callbackUrl = (publicUrl: string, provider: string) => `${publicUrl}/api/users/oauth/${provider}/callback/`
 
 const FULL_NAME_MAX = 250
+const SUBJECT_MAX = 255
 
 /**
- * Starts a sign-in (or, with `linkUserId`, the signed-in user's linking of a provider): checks the
- * frontend's redirect URL against OAUTH_REDIRECT_URLS, keeps a fresh state, nonce and PKCE verifier
- * server-side for one use within {@link STATE_SECONDS}, and answers the provider's authorization URL.
+ * Starts a sign-in from a browser (or the signed-in user's linking of a provider): checks the frontend's
+ * redirect URL against OAUTH_REDIRECT_URLS, keeps a fresh state, nonce and PKCE verifier server-side for one
+ * use within {@link STATE_SECONDS}, bound to `owner`, and answers the provider's authorization URL.
  */
-export async function authorizationUrl(deps: OidcDeps, provider: string, redirectUri: string, client: Client, linkUserId?: string) {
+export async function authorizationUrl(deps: OidcDeps, provider: string, redirectUri: string, client: Client, owner: FlowOwner) {
   const settings = deps.oidcProviders.settings(provider)
   if (!settings) throw OIDC_ERRORS.providerNotFound()
   const allowed = allowedRedirect(deps.config.oidc.redirectUrls, redirectUri)
@@ -65,7 +90,7 @@ export async function authorizationUrl(deps: OidcDeps, provider: string, redirec
     redirectUri: allowed,
     nonce: oidc.randomNonce(),
     verifier: oidc.randomPKCECodeVerifier(),
-    ...(linkUserId && { linkUserId }),
+    ...('browser' in owner ? { browser: browserHash(owner.browser) } : { linkUserId: owner.linkUserId }),
   }
   await deps.oidcFlows.put(`state:${state}`, JSON.stringify(pending), STATE_SECONDS)
   const url = oidc.buildAuthorizationUrl(config, {
@@ -87,21 +112,23 @@ function allowedRedirect(allowed: string[], requested: string) {
 }
 
 /**
- * The provider's callback. A state that is missing, unknown, used or for another provider is a 400: with no
- * state there is no redirect URL that can be trusted. Otherwise its state is spent and the browser goes
+ * The provider's callback. A state that is missing, unknown, used, for another provider or, for a sign-in,
+ * brought by a browser without the cookie of the one that started it, is a 400: there is no redirect URL that
+ * can be trusted (or, for another browser, that should be used). Otherwise its state is spent and the browser goes
  * back to the frontend's redirect URL with a one-time code (`?code=`), or with `?error=<code>` when the
  * provider refused or any check failed; never a token, an email or a detail.
  */
-export async function completeAuthorization(deps: OidcDeps, provider: string, callback: URLSearchParams, client: Client) {
+export async function completeAuthorization(deps: OidcDeps, provider: string, callback: URLSearchParams, client: Client, browser: string | undefined) {
   const state = callback.get('state')
   const stored = state ? await deps.oidcFlows.take(`state:${state}`) : undefined
   if (!state || !stored) throw OIDC_ERRORS.invalidState()
   const pending = JSON.parse(stored) as PendingSignIn
   if (pending.provider !== provider) throw OIDC_ERRORS.invalidState()
+  if (pending.browser !== undefined && (browser === undefined || browserHash(browser) !== pending.browser)) throw OIDC_ERRORS.invalidState()
   const back = new URL(pending.redirectUri)
   try {
     const account = await providerAccount(deps, pending, state, callback)
-    const outcome = pending.linkUserId ? await linkIdentity(deps, pending.linkUserId, provider, account, client) : await signInOutcome(deps, provider, account, client)
+    const outcome = pending.linkUserId ? await linkOutcome(deps, pending.linkUserId, provider, account) : await signInOutcome(deps, provider, account, client)
     const code = oidc.randomState()
     await deps.oidcFlows.put(`code:${code}`, JSON.stringify(outcome), CODE_SECONDS)
     back.searchParams.set('code', code)
@@ -150,6 +177,8 @@ async function providerAccount(deps: OidcDeps, pending: PendingSignIn, state: st
       throw new CallbackRefusal(grantFailure(err), err)
     })
   const claims = tokens.claims()!
+  // OIDC Core caps `sub` at 255 characters, as the identities table does: a longer one is no ID token of a conforming provider.
+  if (claims.sub.length > SUBJECT_MAX) throw new CallbackRefusal('invalid_id_token')
   let email = claims.email
   let verified = claims.email_verified
   if (typeof email !== 'string' || email === '') {
@@ -222,28 +251,36 @@ async function signInOutcome(deps: OidcDeps, provider: string, account: Provider
   }
 }
 
-/** The link flow's callback: the identity joins the signed-in user who started it, unless another user has it. */
-async function linkIdentity(deps: OidcDeps, userId: string, provider: string, account: ProviderAccount, client: Client): Promise<Outcome> {
-  const now = new Date(deps.clock.now())
+/**
+ * The link flow's callback: refused at once when another user has the identity, else kept for the exchange.
+ * Nothing is linked here: whoever opened the link's URL (it is not tied to a browser) may not be the user
+ * who asked for it, so the exchange links only for that user's own access token.
+ */
+async function linkOutcome(deps: OidcDeps, userId: string, provider: string, account: ProviderAccount): Promise<Outcome> {
   const identity = await findIdentity(deps.db, provider, account.subject)
   if (identity && identity.userId !== userId) throw new CallbackRefusal('identity_in_use')
-  if (identity) await touchIdentity(deps.db, identity, account, now)
-  else {
-    const linked = await deps.db
-      .transaction(async (tx) => {
-        // The user may have been deleted since the link started.
-        const [user] = await tx.select({ id: users.id }).from(users).where(eq(users.id, userId)).for('update')
-        if (!user) return false
-        await insertIdentity(tx, userId, provider, account, now, client)
-        return true
-      })
-      .catch((error: unknown) => {
-        if (isUniqueViolation(error)) throw new CallbackRefusal('identity_in_use', error)
-        throw error
-      })
-    if (!linked) throw new CallbackRefusal('access_denied')
-  }
-  return { kind: 'sign_in', userId }
+  return { kind: 'link', userId, provider, account }
+}
+
+/** The link's exchange: the identity joins the caller, who must be the user who started the link. */
+async function completeLink(deps: OidcDeps, link: Extract<Outcome, { kind: 'link' }>, caller: Caller, client: Client) {
+  const { user } = await caller()
+  if (user.id !== link.userId) throw OIDC_ERRORS.linkNotYours()
+  const now = new Date(deps.clock.now())
+  const identity = await findIdentity(deps.db, link.provider, link.account.subject)
+  if (identity?.userId === link.userId) return touchIdentity(deps.db, identity, link.account, now)
+  if (identity) throw OIDC_ERRORS.identityInUse()
+  await deps.db
+    .transaction(async (tx) => {
+      // Serialised with the unlinks and deletion of this user.
+      const [row] = await tx.select({ id: users.id }).from(users).where(eq(users.id, link.userId)).for('update')
+      if (!row) throw OIDC_ERRORS.invalidCode()
+      await insertIdentity(tx, link.userId, link.provider, link.account, now, client)
+    })
+    .catch((error: unknown) => {
+      if (isUniqueViolation(error)) throw OIDC_ERRORS.identityInUse()
+      throw error
+    })
 }
 
 async function findIdentity(db: Database, provider: string, subject: string) {
@@ -280,15 +317,17 @@ async function insertIdentity(tx: Transaction, userId: string, provider: string,
 /**
  * Exchanges a callback's one-time code (single-use, {@link CODE_SECONDS}) for a session. Exactly what a
  * login answers: an account with a second factor gets the 403 `mfa_required` step, a disabled account is
- * refused, the access token's `amr` says `oidc`. A code whose outcome is `account_exists` answers 409.
+ * refused, the access token's `amr` says `oidc`. A code whose outcome is `account_exists` answers 409. A link's
+ * code links first, for the caller who started the link only (401 without a token, 403 for another user).
  */
-export async function exchangeCode(deps: OidcDeps, code: string, client: Client) {
+export async function exchangeCode(deps: OidcDeps, code: string, client: Client, caller: Caller) {
   const attempt = await countAttempt(deps, `oidc:token:ip:${client.ip}`, client, 'oidc_token')
   const stored = await deps.oidcFlows.take(`code:${code}`)
   if (!stored) throw OIDC_ERRORS.invalidCode()
   await attempt.succeeded()
   const outcome = JSON.parse(stored) as Outcome
   if (outcome.kind === 'account_exists') throw OIDC_ERRORS.accountExists()
+  if (outcome.kind === 'link') await completeLink(deps, outcome, caller, client)
   const user = await findUserById(deps.db, outcome.userId)
   // Before the second factor: a disabled account gets no mfa_token.
   if (!user?.isActive) throw new FieldErrors({ non_field_errors: ['This account cannot sign in.'] })

@@ -8,6 +8,8 @@ import type { ServiceConfig } from '../config'
 import { throttled } from '../errors'
 import { queueMail } from '../mail/messages'
 import type { Metrics } from '../metrics'
+import { removeFactorsOfUnprovenAccount } from '../mfa/unproven'
+import { unlinkUnprovenIdentities } from '../oidc/identities'
 import { recordSecurityEvent, securityEventRow, self, SYSTEM } from '../security-log/service'
 import type { RateLimiter } from '../sessions/rate-limiter'
 import type { FileStore } from '../storage/files'
@@ -116,7 +118,8 @@ export async function requestPasswordReset(deps: RecoveryDeps, rawEmail: string,
 
 /**
  * Sets a new password with a reset token or code: the token is spent, every session ends (each instance
- * sees it at once, through the session store) and a new one starts; the address is now proven too.
+ * sees it at once, through the session store) and a new one starts; the address is now proven too, and
+ * provider identities that do not prove it are unlinked.
  */
 export async function confirmPasswordReset(deps: RecoveryDeps, proof: Proof, password: string, client: Client) {
   const pending = await findPending(deps, 'password_reset', proof)
@@ -125,6 +128,8 @@ export async function confirmPasswordReset(deps: RecoveryDeps, proof: Proof, pas
   const now = new Date(deps.clock.now())
   const user = await deps.db.transaction(async (tx) => {
     await consume(tx, pending)
+    // Read before the update proves the address: what was set up on an account nobody had proven yet.
+    const [before] = await tx.select({ emailVerified: users.emailVerified }).from(users).where(eq(users.id, pending.row.userId)).for('update')
     const [user] = await tx
       .update(users)
       .set({ passwordHash, emailVerified: true, updatedAt: now })
@@ -133,6 +138,8 @@ export async function confirmPasswordReset(deps: RecoveryDeps, proof: Proof, pas
     // The address changed (or the account was disabled) since the message went out: the proof is void.
     if (!user) throw new RecoveryError(pending.error)
     await voidTokens(tx, user.id, 'password_reset')
+    await unlinkUnprovenIdentities(tx, user, client, now)
+    if (!before?.emailVerified) await removeFactorsOfUnprovenAccount(tx, user.id, client, now)
     await recordUserEvent(tx, 'user.updated', user, now, deps.files)
     // The holder of the reset proof acts as the user: the message reached their inbox.
     await recordSecurityEvent(tx, { type: 'password_reset', userId: user.id, actor: self(user.id), client }, now)

@@ -16,21 +16,8 @@ export type GuardDeps = { tokens: Tokens; sessions: SessionStore; userCache: Pic
  * The `auth: true` route option: resolves the caller's user and token claims, or answers 401 (503 without
  * the session store). `admin: true` does the same and then answers 403 `permission_denied` to a non-admin.
  */
-export const authGuard = ({ tokens, sessions, userCache }: GuardDeps) => {
-  const authenticate = async (authorization: string | undefined) => {
-    const token = bearerToken(authorization)
-    if (!token) throw SESSION_ERRORS.notAuthenticated()
-    // HS256 verifies without a promise: on this path every await is a turn of the event loop.
-    const claims = tokens.verifySync ? tokens.verifySync(token, 'access') : await tokens.verify(token, 'access')
-    if (!claims) throw SESSION_ERRORS.accessTokenNotValid()
-    // One round trip to the session store; the user usually comes from memory, else from the database meanwhile.
-    const active = sessions.isActive(claims.user_id, claims.sid)
-    const user = userCache.peek(claims.user_id) ?? (await Promise.all([active, userCache.get(claims.user_id)]))[1]
-    if (!(await active)) throw SESSION_ERRORS.tokenNotValid()
-    if (!user) throw SESSION_ERRORS.unknownUser()
-    if (!user.isActive) throw SESSION_ERRORS.userInactive()
-    return { user, claims }
-  }
+export const authGuard = (deps: GuardDeps) => {
+  const authenticate = authenticator(deps)
   return new Elysia().macro({
     auth: {
       // The spec's lock on exactly the routes that need a token (the scheme is declared in docs.ts).
@@ -48,3 +35,21 @@ export const authGuard = ({ tokens, sessions, userCache }: GuardDeps) => {
     },
   })
 }
+
+/** The caller's user and token claims from an Authorization header, or the 401 (503 without the session store) to answer. */
+export const authenticator =
+  ({ tokens, sessions, userCache }: GuardDeps) =>
+  async (authorization: string | undefined) => {
+    const token = bearerToken(authorization)
+    if (!token) throw SESSION_ERRORS.notAuthenticated()
+    // HS256 verifies without a promise: on this path every await is a turn of the event loop.
+    const claims = tokens.verifySync ? tokens.verifySync(token, 'access') : await tokens.verify(token, 'access')
+    if (!claims) throw SESSION_ERRORS.accessTokenNotValid()
+    // One round trip to the session store; the user usually comes from memory, else from the database meanwhile.
+    const active = sessions.isActive(claims.user_id, claims.sid)
+    const user = userCache.peek(claims.user_id) ?? (await Promise.all([active, userCache.get(claims.user_id)]))[1]
+    if (!(await active)) throw SESSION_ERRORS.tokenNotValid()
+    if (!user) throw SESSION_ERRORS.unknownUser()
+    if (!user.isActive) throw SESSION_ERRORS.userInactive()
+    return { user, claims }
+  }
