@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BROWSER_COMPILER_OPTIONS, buildClientPackage, PACKAGE_NAME } from '../client-package/build'
@@ -14,12 +14,13 @@ let project: string
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'users-client-package-'))
   const built = await buildClientPackage(join(work, 'package'))
-  run(['npm', 'pack', '--silent', '--pack-destination', work], built)
+  succeed(['npm', 'pack', '--silent', '--pack-destination', work], built)
   const tarball = readdirSync(work).find((name) => name.endsWith('.tgz'))!
   project = join(work, 'app')
-  run(['mkdir', '-p', project], work)
+  mkdirSync(project)
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'tiny-app', private: true, type: 'module' }))
-  run(['npm', 'install', '--offline', '--no-audit', '--no-fund', join(work, tarball)], project)
+  // Offline, a package with a dependency fails here (nothing to fetch it from), saying which.
+  succeed(['npm', 'install', '--offline', '--no-audit', '--no-fund', join(work, tarball)], project)
   writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({ compilerOptions: BROWSER_COMPILER_OPTIONS, include: ['app.ts'] }))
 }, SLOW)
 afterAll(() => rmSync(work, { recursive: true, force: true }))
@@ -27,6 +28,11 @@ afterAll(() => rmSync(work, { recursive: true, force: true }))
 function run(command: string[], cwd: string) {
   const result = Bun.spawnSync(command, { cwd, stdout: 'pipe', stderr: 'pipe' })
   return { code: result.exitCode, output: `${result.stdout.toString()}${result.stderr.toString()}` }
+}
+
+function succeed(command: string[], cwd: string) {
+  const { code, output } = run(command, cwd)
+  if (code !== 0) throw new Error(`${command.join(' ')} failed (${code}):\n${output}`)
 }
 
 /** Every package folder under node_modules, scoped ones included. */
@@ -62,6 +68,19 @@ test(
     const packages = installed(join(project, 'node_modules'))
     console.log(`installed: ${packages.join(', ')}, ${bytesUnder(join(project, 'node_modules'))} bytes`)
     expect(packages).toEqual([PACKAGE_NAME])
+  },
+  SLOW,
+)
+
+test(
+  'the installed package loads by its name and works: its bundle needs nothing but itself',
+  async () => {
+    // Resolved as a bundler would, through the manifest's exports, from the app's folder.
+    const { createUsersClient } = await import(Bun.resolveSync(PACKAGE_NAME, project))
+    const users = createUsersClient({ baseUrl: 'https://api.example.com', fetcher: () => Promise.reject(new TypeError('offline')) })
+    const signIn = await users.login({ email: 'ann@example.com', password: 'a-long-passphrase' })
+    expect(signIn.ok || signIn.error.kind).toBe('network')
+    users.close()
   },
   SLOW,
 )

@@ -316,11 +316,16 @@ test('a tab whose refreshing peer never reports back refreshes by itself after a
 
 test('a logout in one tab logs the other tabs out through their callback', async () => {
   let loggedOut = 0
-  const { tab } = await browser()
+  const { channel, tab } = await browser()
   const first = tab({ fetcher: recorder().fetcher })
   const second = tab({ fetcher: recorder().fetcher, onLoggedOut: () => loggedOut++ })
   await first.logout()
   await waitFor(() => second.tokens === null, 'the other tab', 2_000, 5)
+  expect(loggedOut).toBe(1)
+  // A tab already signed out is not told again (the channel delivers to the tabs' channels, opened first, first).
+  const told = nextMessage(channel)
+  await first.logout()
+  await told
   expect(loggedOut).toBe(1)
 })
 
@@ -421,6 +426,14 @@ test('a fetch that fails is kind network, one with no answer in time timeout, on
   expect(outcome(await pending)).toBe('aborted')
 })
 
+test('outside a browser, where there is no CORS, a fetch that fails once is kind network even when the service answers next', async () => {
+  let attempts = 0
+  // A dropped connection (a keep-alive socket the server closed), then the service answering again.
+  const flaky: Fetcher = async (url, init) => (attempts++ === 0 ? Promise.reject(new TypeError('socket closed')) : t.app.handle(new Request(url, init)))
+  const login = await open({ fetcher: flaky }).login({ email: 'ann@example.com', password: 'a-long-unusual-passphrase' })
+  expect(login.ok || login.error.kind).toBe('network')
+})
+
 test('sessions, the directory, the security log and account deletion are calls of their own', async () => {
   const { client } = await loggedIn()
   const sessions = await client.sessions.list()
@@ -491,4 +504,100 @@ test('the admin API: find, disable, enable, log out and the audit, each answerin
   const audit = await operator.admin.audit({ user: target.id })
   expect(audit.ok && audit.data.results.map((event) => event.type)).toEqual(expect.arrayContaining(['account_disabled', 'account_enabled', 'admin_logout']))
   expect(outcome(await operator.admin.disable(crypto.randomUUID(), 'gone'))).toBe(404)
+})
+
+/**
+ * Answers to `path` that come late: the service has handled the request (`handled`), the tab gets the answer at
+ * `release()`. The first `onTime` answers to it are not held.
+ */
+function lateAnswers(path: string, onTime = 0) {
+  let release = () => {}
+  const released = new Promise<void>((resolve) => (release = resolve))
+  let handled = () => {}
+  const done = new Promise<void>((resolve) => (handled = resolve))
+  const fetcher: Fetcher = async (url, init) => {
+    const response = await t.app.handle(new Request(url, init))
+    if (new URL(url).pathname !== path || onTime-- > 0) return response
+    const body = await response.text()
+    handled()
+    await released
+    return new Response(body, response)
+  }
+  return { fetcher, handled: done, release }
+}
+
+test("a tab that signed out is not signed back in by another tab's refresh that ended as it did", async () => {
+  const late = lateAnswers(REFRESH)
+  const { tab } = await browser()
+  const [refreshing, leaving] = [tab({ fetcher: late.fetcher }), tab({ fetcher: recorder().fetcher })]
+  const seen: string[] = []
+  leaving.auth.subscribe((event, snapshot) => seen.push(`${event}:${snapshot.status}`))
+  const refreshed = refreshing.refresh()
+  // The service has rotated the pair; the other tab logs out before the answer, and its news, arrive.
+  await late.handled
+  expect(outcome(await leaving.logout())).toBe('ok')
+  late.release()
+  await refreshed
+  await waitFor(() => refreshing.tokens === null, 'the refreshing tab signed out')
+  // A sleep on purpose: the refreshing tab's news, if it sent any, has reached the other tab in this time.
+  await Bun.sleep(50)
+  expect(leaving.tokens).toBeNull()
+  expect(seen).toEqual(['signed_out:signed_out'])
+})
+
+test("a sign-in in one tab is not undone by another tab's refresh of the old session that ended as it did", async () => {
+  const late = lateAnswers(REFRESH)
+  const { tab } = await browser()
+  const [refreshing, signingIn] = [tab({ fetcher: late.fetcher }), tab({ fetcher: recorder().fetcher })]
+  const refreshed = refreshing.refresh()
+  await late.handled
+  // Another account signs in in the second tab while the first tab's refresh answer is on its way.
+  const other = await t.registerUser()
+  expect(outcome(await signingIn.login({ email: other.email, password: other.password }))).toBe('ok')
+  late.release()
+  await refreshed
+  await waitFor(() => refreshing.tokens?.refresh === signingIn.tokens?.refresh, 'the tabs on one session')
+  // A sleep on purpose: any late news has reached both tabs in this time.
+  await Bun.sleep(50)
+  expect(signingIn.tokens).toEqual(refreshing.tokens)
+  for (const client of [refreshing, signingIn]) {
+    const me = await client.me()
+    expect(me.ok && me.data.id).toBe(other.id)
+  }
+})
+
+test('a logout of one session in a tab does not sign out the session another tab has just signed in to', async () => {
+  const late = lateAnswers('/api/users/logout')
+  const { tab } = await browser()
+  const [leaving, signingIn] = [tab({ fetcher: late.fetcher }), tab({ fetcher: recorder().fetcher })]
+  const loggedOut = leaving.logout()
+  await late.handled
+  // The old session is over on the service; another account signs in in the second tab, and the first tab
+  // hears of it only once its logout is done.
+  const other = await t.registerUser()
+  expect(outcome(await signingIn.login({ email: other.email, password: other.password }))).toBe('ok')
+  late.release()
+  expect(outcome(await loggedOut)).toBe('ok')
+  await waitFor(() => leaving.tokens !== null, 'the first tab handed the new session')
+  // A sleep on purpose: the first tab's logout news has reached the second tab in this time.
+  await Bun.sleep(50)
+  expect(signingIn.tokens).toEqual(leaving.tokens)
+  const me = await signingIn.me()
+  expect(me.ok && me.data.id).toBe(other.id)
+})
+
+test("a profile read late, after another tab signed in to another account, does not become this tab's user", async () => {
+  // The first /me is the tab's own, at start.
+  const late = lateAnswers(ME, 1)
+  const { tab } = await browser()
+  const [reading, signingIn] = [tab({ fetcher: late.fetcher, loadUser: true }), tab({ fetcher: recorder().fetcher, loadUser: true })]
+  await reading.ready
+  const read = reading.me()
+  await late.handled
+  const other = await t.registerUser()
+  expect(outcome(await signingIn.login({ email: other.email, password: other.password }))).toBe('ok')
+  await waitFor(() => reading.user?.id === other.id, 'the other account in the first tab')
+  late.release()
+  expect(outcome(await read)).toBe('ok')
+  expect(reading.auth.getSnapshot().user?.id).toBe(other.id)
 })

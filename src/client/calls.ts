@@ -36,13 +36,14 @@ export function usersCalls(session: Session, storage: TokenStorage, baseUrl: str
     async logout(options?: CallOptions): Promise<Result<void>> {
       const pair = storage.get()
       const answer = pair ? await authed<void>('POST', '/logout', { refresh: pair.refresh }, options) : ok(undefined)
-      session.signedOut()
+      session.signedOut(pair)
       return answer
     },
     /** Ends every session of the user and forgets this one. */
     async logoutAll(options?: CallOptions): Promise<Result<void>> {
+      const pair = storage.get()
       const answer = await authed<void>('POST', '/logout-all', undefined, options)
-      session.signedOut()
+      session.signedOut(pair)
       return answer
     },
     /** Rotates the pair now (one refresh for all tabs that ask together); requests refresh by themselves when needed. */
@@ -60,6 +61,7 @@ export function usersCalls(session: Session, storage: TokenStorage, baseUrl: str
     removePicture: (options?: CallOptions) => profile(authed<T.User>('PATCH', '/update', { profile_pic: null }, options)),
     /** Deletes the caller's account (every session ends); signs out here and in the other tabs. */
     async deleteAccount(options?: CallOptions): Promise<Result<void>> {
+      const pair = storage.get()
       let ownId = session.user()?.id
       if (!ownId) {
         const me = await get<T.User>('/me', undefined, options)
@@ -67,7 +69,7 @@ export function usersCalls(session: Session, storage: TokenStorage, baseUrl: str
         ownId = me.data.id
       }
       const answer = await authed<void>('DELETE', `/${id(ownId)}`, undefined, options)
-      if (answer.ok) session.signedOut()
+      if (answer.ok) session.signedOut(pair)
       return answer
     },
 

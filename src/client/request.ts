@@ -1,5 +1,6 @@
 import { exchange, failed, httpError, ok, type Fetcher, type Result } from './result'
 import type { TokenStorage } from './storage'
+import { expiryOf } from './tokens'
 import type { TokenPair } from './types'
 
 /** Options of one call: an AbortSignal, or headers (an `authorization` of the caller's own is sent untouched). */
@@ -82,14 +83,4 @@ export function formOf(fields: Record<string, unknown>) {
     form.append(key, value instanceof Blob ? value : value === null ? '' : String(value))
   }
   return form
-}
-
-/** The token's `exp` claim, read without verification: the client only needs to know when to refresh. */
-function expiryOf(token: string): number | null {
-  try {
-    const payload = JSON.parse(atob((token.split('.')[1] ?? '').replace(/-/g, '+').replace(/_/g, '/')))
-    return typeof payload.exp === 'number' ? payload.exp : null
-  } catch {
-    return null
-  }
 }

@@ -1,3 +1,5 @@
+import { browserGlobal } from './globals'
+
 /** The service answered with an error: its status, and the contract's `{detail, code}` or field errors. */
 export type HttpError = {
   kind: 'http'
@@ -14,7 +16,7 @@ export type HttpError = {
 
 /**
  * No answer could be read. `network`: the service could not be reached. `cors`: it answered but the browser
- * withheld the answer (the page's origin is not in the service's CORS_ORIGINS). `timeout`: the client gave up
+ * withheld the answer (the page's origin is not in the service's CORS_ALLOWED_ORIGINS). `timeout`: the client gave up
  * after its `timeoutMs`. `aborted`: the caller's own AbortSignal ended the request.
  */
 export type TransportError = { kind: 'network' | 'cors' | 'timeout' | 'aborted'; detail: string }
@@ -37,6 +39,7 @@ export const isHttp = (result: Result<unknown>, status: number, code?: string) =
  * Sends one request and reads its answer, telling apart the ways it can fail. A browser does not say why a
  * fetch failed (a refused connection and a CORS refusal are the same TypeError), so the same URL is probed
  * with `mode: 'no-cors'`: any answer, even an opaque one, means the service is there and CORS withheld it.
+ * Outside a page or worker (a server) there is no CORS, and `mode` means nothing: a failure is the network's.
  */
 export async function exchange(
   fetcher: Fetcher,
@@ -69,11 +72,13 @@ export async function exchange(
 
 async function unreachable(fetcher: Fetcher, url: string, cause: unknown): Promise<TransportError> {
   const reason = cause instanceof Error ? cause.message : String(cause)
+  const network: TransportError = { kind: 'network', detail: `The service could not be reached: ${reason}` }
+  if (!browserGlobal('location')) return network
   try {
     await fetcher(url, { method: 'GET', mode: 'no-cors', cache: 'no-store', credentials: 'omit', signal: AbortSignal.timeout(5_000) })
-    return { kind: 'cors', detail: `The service answered but the browser withheld the answer (is this origin in its CORS_ORIGINS?): ${reason}` }
+    return { kind: 'cors', detail: `The service answered but the browser withheld the answer (is this origin in its CORS_ALLOWED_ORIGINS?): ${reason}` }
   } catch {
-    return { kind: 'network', detail: `The service could not be reached: ${reason}` }
+    return network
   }
 }
 

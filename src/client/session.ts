@@ -4,6 +4,7 @@ import { authorizingCall, type Send } from './request'
 import { failed, ok, type Result } from './result'
 import type { TokenStorage } from './storage'
 import { syncTabs } from './tabs'
+import { sameSession, sessionOf } from './tokens'
 import type { MfaRequired, TokenPair, User } from './types'
 
 /** A sign-in's outcome: signed in (the user read from `/me`, null if that read failed), or a second factor needed. */
@@ -35,10 +36,16 @@ export function createSession({ send, storage, channel, locks, loadUser, handoff
     signedIn: (user) => auth.emit('signed_in', { status: 'signed_in', user }),
     refreshed: () => auth.emit('token_refreshed'),
     signedOut() {
+      // A tab already signed out (the tabs share localStorage, or it never signed in) has nothing to report.
+      if (auth.getSnapshot().status === 'signed_out') return
       auth.emit('signed_out', { status: 'signed_out', user: null })
       onLoggedOut()
     },
-    userUpdated: (user) => auth.emit('user_updated', { user }),
+    userUpdated(next) {
+      // Late news of an account this tab no longer holds.
+      const { status, user: held } = auth.getSnapshot()
+      if (status === 'signed_in' && (held === null || held.id === next.id)) auth.emit('user_updated', { user: next })
+    },
     currentUser: user,
   })
 
@@ -62,10 +69,15 @@ export function createSession({ send, storage, channel, locks, loadUser, handoff
   const call = authorizingCall({ send, storage, refresh, refreshSkewSeconds, now })
   const readMe = () => call<User>({ method: 'GET', path: '/me', auth: true })
 
-  /** Forgets the session here and in the other tabs. */
-  function signedOut() {
+  /**
+   * Forgets the session here and in the other tabs. Given `ended`, the pair a logout started with, only while the
+   * tab still holds that session: another tab's sign-in handed to this one during the logout is not the one it ended.
+   */
+  function signedOut(ended?: TokenPair | null) {
+    const held = storage.get()
+    if (ended && held && !sameSession(held, ended)) return
     storage.set(null)
-    tabs.signedOut()
+    tabs.signedOut(held && sessionOf(held))
     auth.emit('signed_out', { status: 'signed_out', user: null })
   }
 
@@ -73,8 +85,13 @@ export function createSession({ send, storage, channel, locks, loadUser, handoff
     storage.set(pair)
     const me = loadUser ? await readMe() : undefined
     const current = me?.ok ? me.data : null
-    tabs.signedIn(pair, current)
-    auth.emit('signed_in', { status: 'signed_in', user: current })
+    // Reading /me may have refreshed the pair, or ended it, and another tab's sign-in may have replaced it: the
+    // other tabs are told of what this one holds now, and only while it is this sign-in's session.
+    const held = storage.get()
+    if (held && sameSession(held, pair)) {
+      tabs.signedIn(held, current)
+      auth.emit('signed_in', { status: 'signed_in', user: current })
+    }
     return ok({ step: 'signed_in', user: current })
   }
 
@@ -110,6 +127,8 @@ export function createSession({ send, storage, channel, locks, loadUser, handoff
     userUpdated(next: User) {
       const { status, user } = auth.getSnapshot()
       if (status !== 'signed_in' || JSON.stringify(user) === JSON.stringify(next)) return
+      // An answer that left before another account signed in (here or in another tab) is not about this one.
+      if (user !== null && user.id !== next.id) return
       tabs.userUpdated(next)
       auth.emit('user_updated', { user: next })
     },

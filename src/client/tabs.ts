@@ -1,10 +1,11 @@
 import type { TokenStorage } from './storage'
+import { sameSession, sessionOf } from './tokens'
 import type { TokenPair, User } from './types'
 
 type Message =
   | { type: 'signed_in'; pair: TokenPair; user: User | null }
   | { type: 'refreshed'; pair: TokenPair }
-  | { type: 'signed_out' }
+  | { type: 'signed_out'; session: string | null }
   | { type: 'user'; user: User }
   | { type: 'refreshing'; access: string }
   | { type: 'hello' }
@@ -60,14 +61,20 @@ export function syncTabs(channelName: string | null, storage: TokenStorage, news
         news.signedIn(message.user)
         break
       case 'refreshed':
+        // Late news of a session this tab has left since (a logout, another sign-in) must not bring it back.
+        if (!sameSession(storage.get(), message.pair)) return
         storage.set(message.pair)
         news.refreshed()
         break
-      // Reported even when the tabs share localStorage, which the other tab has already emptied.
-      case 'signed_out':
+      case 'signed_out': {
+        // Only the session the other tab left: this one may have signed in to another since. Reported even when
+        // the tabs share localStorage, which the other tab has already emptied.
+        const held = storage.get()
+        if (held && sessionOf(held) !== message.session) return
         storage.set(null)
         news.signedOut()
         break
+      }
       case 'user':
         return news.userUpdated(message.user)
     }
@@ -92,7 +99,8 @@ export function syncTabs(channelName: string | null, storage: TokenStorage, news
   return {
     signedIn: (pair: TokenPair, user: User | null) => post({ type: 'signed_in', pair, user }),
     refreshed: (pair: TokenPair) => post({ type: 'refreshed', pair }),
-    signedOut: () => post({ type: 'signed_out' }),
+    /** Tells the other tabs this one left `session` (the one it held, or null). */
+    signedOut: (session: string | null) => post({ type: 'signed_out', session }),
     userUpdated: (user: User) => post({ type: 'user', user }),
     /** Asks the open tabs for their session; the user they hold, or undefined when none answers within `ms`. */
     askForSession(ms: number): Promise<{ user: User | null } | undefined> {
